@@ -1,0 +1,1 @@
+"""Export and build tooling: PyTorch -> ONNX (and, in later issues, ONNX -> TensorRT)."""

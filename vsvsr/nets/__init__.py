@@ -1,0 +1,1 @@
+"""PyTorch networks (training and the PyTorch backend only; the filters never import these)."""

@@ -1,0 +1,134 @@
+"""Backend discovery and ``backend="auto"``: the best available engine for a model.
+
+Order for ``auto``: TensorRT (once its backend exists, see the TensorRT issue), ONNX Runtime on
+CUDA, PyTorch on CUDA, ONNX Runtime on the CPU. Probing CUDA never imports torch on a machine
+without a CUDA driver, so the CPU filter path stays free of PyTorch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from functools import cache
+
+from vsvsr.errors import BackendUnavailableError, ModelFileError
+from vsvsr.models.registry import ModelFiles, resolve_model
+from vsvsr.runtime.engine import Engine
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("tensorrt", "ort-cuda", "torch-cuda", "ort", "torch")
+ALIASES = {"ort-cpu": "ort", "onnxruntime": "ort", "torch-cpu": "torch", "pytorch": "torch",
+           "trt": "tensorrt", "cuda": "torch-cuda"}
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """Whether one backend can run here, and why not when it cannot."""
+
+    name: str
+    available: bool
+    detail: str
+
+
+@cache
+def _cuda_driver_present() -> bool:
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        return True
+    except OSError:
+        return False
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@cache
+def backend_status() -> tuple[BackendStatus, ...]:
+    """Probe every backend once per process."""
+    out = []
+    out.append(BackendStatus("tensorrt", False, "not built into this version yet"
+                             if _has("tensorrt") else "the 'tensorrt' package is not installed"))
+    if _has("onnxruntime"):
+        from vsvsr.runtime.ort_backend import ort_providers
+
+        has_cuda = "CUDAExecutionProvider" in ort_providers()
+        out.append(BackendStatus("ort-cuda", has_cuda and _cuda_driver_present(),
+                                 "CUDA execution provider" if has_cuda
+                                 else "onnxruntime has no CUDA provider (install onnxruntime-gpu)"))
+        out.append(BackendStatus("ort", True, "CPU execution provider"))
+    else:
+        out.append(BackendStatus("ort-cuda", False, "onnxruntime is not installed"))
+        out.append(BackendStatus("ort", False, "onnxruntime is not installed"))
+    if not _has("torch"):
+        out.append(BackendStatus("torch-cuda", False, "torch is not installed (pip install 'vsvsr[train]')"))
+        out.append(BackendStatus("torch", False, "torch is not installed (pip install 'vsvsr[train]')"))
+    else:
+        if _cuda_driver_present():
+            import torch
+
+            ok = bool(torch.cuda.is_available())
+            name = torch.cuda.get_device_name(0) if ok else "torch sees no CUDA device"
+        else:
+            ok, name = False, "no CUDA driver (libcuda.so.1) on this machine"
+        out.append(BackendStatus("torch-cuda", ok, name))
+        out.append(BackendStatus("torch", True, "PyTorch on the CPU"))
+    order = {n: i for i, n in enumerate(BACKENDS)}
+    return tuple(sorted(out, key=lambda s: order[s.name]))
+
+
+def normalize_backend(name: str) -> str:
+    name = ALIASES.get(name.lower(), name.lower())
+    if name != "auto" and name not in BACKENDS:
+        raise BackendUnavailableError(
+            f"unknown backend {name!r}; choose one of: auto, {', '.join(BACKENDS)}")
+    return name
+
+
+def pick_backend(requested: str, files: ModelFiles) -> str:
+    """Resolve ``requested`` (possibly ``auto``) to a backend that can run ``files``."""
+    requested = normalize_backend(requested)
+    status = {s.name: s for s in backend_status()}
+    if requested != "auto":
+        st = status[requested]
+        if not st.available:
+            raise BackendUnavailableError(f"backend {requested!r} is not available here: "
+                                          f"{st.detail}; use backend='auto' to pick one")
+        return requested
+    for name in BACKENDS:
+        needs = files.pth if name.startswith("torch") else files.onnx
+        if needs is not None and status[name].available:
+            return name
+    raise BackendUnavailableError(
+        f"no backend can run model {files.name!r} here: "
+        + "; ".join(f"{s.name}: {s.detail}" for s in status.values() if not s.available))
+
+
+def open_engine(model: str | os.PathLike[str], backend: str = "auto", *, threads: int = 0) -> Engine:
+    """Load ``model`` (built-in name or file) on ``backend`` and return its engine."""
+    files = resolve_model(model)
+    name = pick_backend(backend, files)
+    if name.startswith("torch"):
+        if files.pth is None:
+            raise ModelFileError(f"model {files.name!r} has no .pth file, which the PyTorch "
+                                 "backend needs; use backend='ort'")
+        from vsvsr.runtime.torch_backend import TorchEngine
+
+        engine: Engine = TorchEngine(files.pth, device="cuda" if name == "torch-cuda" else "cpu",
+                                     threads=threads)
+    else:
+        if files.onnx is None:
+            raise ModelFileError(f"model {files.name!r} has no .onnx file, which backend "
+                                 f"{name!r} needs; export it (plugin_build.export_onnx) or use "
+                                 "backend='torch'")
+        from vsvsr.runtime.ort_backend import OrtEngine
+
+        engine = OrtEngine(files.onnx, device="cuda" if name == "ort-cuda" else "cpu",
+                           threads=threads)
+    engine.model_sha256 = files.sha256
+    log.info("vsvsr: model %s on backend %s", files.name, engine.backend)
+    return engine

@@ -1,0 +1,82 @@
+"""PyTorch backend: runs the network from its ``.pth`` checkpoint (CPU or CUDA).
+
+It is the reference the other backends are checked against, and the path for GPUs without
+TensorRT. Only this module (and training) imports torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsvsr.errors import BackendUnavailableError, ModelFileError
+from vsvsr.models.descriptor import ModelDescriptor
+from vsvsr.runtime.engine import Engine, TensorSpec
+from vsvsr.utils.lazy import lazy_import
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a vsvsr ``.pth`` model file (descriptor, arch, config, state_dict)."""
+    torch = lazy_import("torch", "the PyTorch backend")
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"model file {p} does not exist")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelFileError(f"{p}: not a readable PyTorch checkpoint ({exc}); re-export it") from exc
+    missing = {"descriptor", "arch", "config", "state_dict"} - set(data)
+    if missing:
+        raise ModelFileError(f"{p}: not a vsvsr model file (missing {sorted(missing)})")
+    return data
+
+
+class TorchEngine(Engine):
+    """A PyTorch module in eval mode, fed and read as NumPy arrays."""
+
+    def __init__(self, path: str | Path, *, device: str = "cpu", threads: int = 0) -> None:
+        torch = lazy_import("torch", "the PyTorch backend")
+        from vsvsr.nets.arch_registry import build_net
+
+        data = load_checkpoint(path)
+        super().__init__(ModelDescriptor.from_json(data["descriptor"], source=str(path)))
+        if device == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailableError("backend 'torch-cuda' needs a CUDA GPU visible to "
+                                          "PyTorch; use backend='torch' or 'ort'")
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self._device = torch.device(device)
+        net = build_net(data["arch"], data["config"])
+        net.load_state_dict(data["state_dict"])
+        self._net = net.eval().to(self._device)
+        self.backend = f"torch-{device}"
+        self.path = Path(path)
+        d = self.descriptor
+        f32 = np.dtype(np.float32)
+        self._inputs = (TensorSpec("lr", (1, 3, None, None), f32),
+                        TensorSpec("lr_prev", (1, 3, None, None), f32),
+                        TensorSpec("state", (1, d.state_channels, None, None), f32),
+                        TensorSpec("step", (1, 1, 1, 1), f32))
+        self._outputs = (TensorSpec("sr", (1, 3, None, None), f32),
+                         TensorSpec("state_out", (1, d.state_channels, None, None), f32))
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self._outputs
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self._torch
+        args = [torch.from_numpy(feeds[s.name]).to(self._device) for s in self._inputs]
+        with torch.inference_mode():
+            outs = self._net(*args)
+        return {s.name: o.cpu().numpy() for s, o in zip(self._outputs, outs, strict=True)}
+
+    def close(self) -> None:
+        self._net = None

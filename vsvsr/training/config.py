@@ -1,0 +1,133 @@
+"""Frozen training settings: one :class:`TrainConfig` per experiment, stored in each checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from vsvsr.nets.rvsr_arch import RVSRConfig
+
+#: Where the shared training photographs live (never the ``real/`` evaluation clips).
+DEFAULT_DATA_ROOT = "/work/shared/data/train_images"
+
+
+@dataclass(kw_only=True, frozen=True)
+class MotionConfig:
+    """Synthetic camera motion that turns a still photo into a pseudo-video.
+
+    Rates are per frame. Velocities are in LR pixels so that the sub-pixel structure the network
+    can exploit is the same at every scale.
+    """
+
+    max_velocity: float = 3.0  #: pan speed bound per axis, LR px/frame
+    velocity_jitter: float = 0.15  #: per-frame hand-held wobble (std), LR px
+    max_zoom: float = 0.01  #: relative zoom per frame (+-)
+    p_zoom: float = 0.4  #: share of clips that zoom
+    max_rotation_deg: float = 0.3  #: rotation per frame (+-), degrees
+    p_rotation: float = 0.3  #: share of clips that rotate
+    p_static_clip: float = 0.1  #: share of clips with no motion at all
+    p_static_stretch: float = 0.3  #: share of clips where the camera stops for a while
+    max_brightness: float = 0.01  #: relative brightness ramp per frame (+-)
+    p_brightness: float = 0.3  #: share of clips with a brightness ramp
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value < 0:
+                raise ValueError(f"MotionConfig: {name} must be >= 0, got {value}")
+            if name.startswith("p_") and value > 1:
+                raise ValueError(f"MotionConfig: {name} is a probability, got {value}")
+
+
+@dataclass(kw_only=True, frozen=True)
+class TrainConfig:
+    """Everything that defines one training run; the trainer never reads settings elsewhere.
+
+    The learning rate follows one cosine from ``lr`` to ``lr_min`` over the run's progress,
+    where progress is the larger of ``iteration / iters`` and ``elapsed / (minutes * 60)``:
+    a time-budgeted run therefore ends fully annealed however fast the shared CPU happens to be.
+    Both budgets are totals over all resumes of the run.
+    """
+
+    # -- model ---------------------------------------------------------------------------------
+    arch: RVSRConfig = field(default_factory=RVSRConfig)
+    # -- data ----------------------------------------------------------------------------------
+    data_dirs: tuple[str, ...] = ()  #: folders searched recursively for jpg/png photos
+    presize: int = 2  #: photos are shrunk by this first (the JPEGs are compressed)
+    supersample: int = 2  #: warps run at this multiple of HR, then get downscaled (sharp targets)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    clip_length: int = 8  #: BPTT length l; the state is zero at every clip start
+    batch: int = 4
+    crop: int = 32  #: LR crop size in pixels (HR is ``crop * scale``)
+    # -- optimisation --------------------------------------------------------------------------
+    lr: float = 1e-3
+    lr_min: float = 1e-5
+    iters: int | None = None  #: total iteration budget (None: time budget only)
+    minutes: float | None = None  #: total training-time budget (None: iteration budget only)
+    charbonnier_eps: float = 1e-3
+    grad_clip: float = 1.0  #: max gradient norm; 0 disables
+    seed: int = 0
+    # -- output and resources ------------------------------------------------------------------
+    out_dir: str = "runs/rvsr"
+    checkpoint_minutes: float = 5.0  #: wall-time interval between periodic checkpoints
+    threads: int = 1  #: torch intra-op threads (the CPU is shared)
+
+    def __post_init__(self) -> None:
+        if self.iters is None and self.minutes is None:
+            raise ValueError("TrainConfig: give an iteration budget (iters) or a time budget "
+                             "(minutes), or both")
+        if self.iters is not None and self.iters < 1:
+            raise ValueError(f"TrainConfig: iters must be >= 1, got {self.iters}")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"TrainConfig: minutes must be > 0, got {self.minutes}")
+        for name in ("presize", "supersample", "clip_length", "batch", "crop", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig: {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.lr_min <= self.lr:
+            raise ValueError(f"TrainConfig: need 0 < lr_min <= lr, got {self.lr_min}, {self.lr}")
+        if self.charbonnier_eps <= 0 or self.grad_clip < 0 or self.checkpoint_minutes <= 0:
+            raise ValueError("TrainConfig: charbonnier_eps and checkpoint_minutes must be > 0, "
+                             "grad_clip >= 0")
+
+    @property
+    def scale(self) -> int:
+        return self.arch.scale
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only, so checkpoints load with ``torch.load(weights_only=True)``."""
+        data = asdict(self)
+        data["data_dirs"] = list(self.data_dirs)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = dict(data)
+        data["arch"] = RVSRConfig(**data["arch"])
+        data["motion"] = MotionConfig(**data["motion"])
+        data["data_dirs"] = tuple(data["data_dirs"])
+        return cls(**data)
+
+    def with_budget(self, *, iters: int | None = None, minutes: float | None = None,
+                    **other: Any) -> TrainConfig:
+        """A copy with a new budget (and any other field), e.g. to extend a resumed run."""
+        changes: dict[str, Any] = dict(other)
+        if iters is not None:
+            changes["iters"] = iters
+        if minutes is not None:
+            changes["minutes"] = minutes
+        return replace(self, **changes)
+
+
+def default_config(scale: int, **overrides: Any) -> TrainConfig:
+    """The settings of the shipped ``rvsr-x{scale}`` models (CPU-sized: ~0.3 s an iteration)."""
+    crop = {2: 36, 3: 32, 4: 32}[scale]
+    base: dict[str, Any] = {
+        "arch": RVSRConfig(scale=scale),
+        "data_dirs": (DEFAULT_DATA_ROOT,),
+        "clip_length": 8,
+        "batch": 4,
+        "crop": crop,
+        "minutes": 55.0,
+        "out_dir": f"runs/rvsr-x{scale}",
+    }
+    base.update(overrides)
+    return TrainConfig(**base)
