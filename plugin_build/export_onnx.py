@@ -79,3 +79,22 @@ def check_against_torch(net, onnx_path: str | Path, lr: np.ndarray, lr_prev: np.
         t_sr, t_state = net.eval()(*(torch.from_numpy(v) for v in feeds.values()))
     return ExportCheck(sr_max_abs=float(np.abs(o_sr - t_sr.numpy()).max()),
                        state_max_abs=float(np.abs(o_state - t_state.numpy()).max()))
+
+
+def save_pth(net, descriptor: ModelDescriptor, out_path: str | Path) -> Path:
+    """Write the PyTorch model file the torch backend loads (descriptor, arch, config, weights)."""
+    torch = lazy_import("torch", "saving a model file")
+    buf = io.BytesIO()
+    torch.save({"descriptor": descriptor.to_json(), "arch": descriptor.arch,
+                "config": dict(descriptor.config),
+                "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}, buf)
+    out = Path(out_path)
+    atomic_write_bytes(out, buf.getvalue())
+    return out
+
+
+def export_model(net, descriptor: ModelDescriptor, onnx_path: str | Path) -> tuple[Path, Path]:
+    """Write both model files: ``X.onnx`` (every backend) and ``X.pth`` (PyTorch) beside it."""
+    onnx_path = Path(onnx_path)
+    return export_recurrent(net, descriptor, onnx_path), save_pth(net, descriptor,
+                                                                  onnx_path.with_suffix(".pth"))

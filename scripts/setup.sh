@@ -15,4 +15,6 @@ if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".[$extras]"
   touch "$stamp"
 fi
-.venv/bin/python -c 'import vapoursynth, onnxruntime; print("vsvsr setup: ok,", vapoursynth.core.version_number() if hasattr(vapoursynth.core, "version_number") else "", "python", __import__("sys").version.split()[0])'
+# vspipe finds its Python through a per-user config keyed by this venv's libvsscript path.
+.venv/bin/vapoursynth config >/dev/null
+.venv/bin/python -c 'import vapoursynth, onnxruntime; import sys; print("vsvsr setup: ok, VapourSynth R%d," % vapoursynth.core.core_version.release_major, "Python", sys.version.split()[0])'

@@ -1,0 +1,56 @@
+"""Shared fixtures: a small random-weight recurrent model exported like a shipped one."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+sys.path.insert(0, str(TESTS))  # for synth
+VENV_BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    """A console script of this interpreter's environment (vspipe, vsvsr)."""
+    path = VENV_BIN / name
+    return str(path) if path.exists() else name
+
+
+def make_random_model(path: Path, *, scale: int = 2, seed: int = 0) -> Path:
+    """Export a small RVSR with random weights (residual head included, so the state matters)."""
+    import torch
+
+    from plugin_build.export_onnx import export_model
+    from vsvsr.models.descriptor import ModelDescriptor
+    from vsvsr.nets.rvsr_arch import RVSRConfig, RVSRNet
+
+    torch.manual_seed(seed)
+    cfg = RVSRConfig(scale=scale, width=8, blocks=1, hidden=4)
+    net = RVSRNet(cfg)
+    torch.nn.init.normal_(net.to_residual.weight, std=0.05)
+    desc = ModelDescriptor(name=f"random-x{scale}", arch="rvsr", scale=scale, recurrent=True,
+                           state_channels=cfg.state_channels, step_clamp=cfg.step_clamp,
+                           config=cfg.to_dict())
+    export_model(net, desc, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight x2 model: ``.onnx`` and ``.pth`` side by side."""
+    return make_random_model(tmp_path_factory.mktemp("models") / "random-x2.onnx")
+
+
+@pytest.fixture(scope="session")
+def random_model_x4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_random_model(tmp_path_factory.mktemp("models4") / "random-x4.onnx", scale=4, seed=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> None:
+    """The CI machine has 2 cores; keep tests from oversubscribing them."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")

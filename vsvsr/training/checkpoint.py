@@ -1,0 +1,80 @@
+"""Atomic, resumable training checkpoints.
+
+A checkpoint holds everything the next iteration depends on: weights, Adam moments, the progress
+(iteration and training time, which fully determine the cosine schedule), the sampler's generator
+and the global torch RNG. It is written through :func:`atomic_write`, so killing the trainer at
+any moment leaves either the old or the new checkpoint, never a torn one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vsvsr.training.config import TrainConfig
+from vsvsr.utils.atomic import atomic_write
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+#: File name of the latest checkpoint inside a run's output folder.
+LAST_NAME = "last.pt"
+
+
+@dataclass(kw_only=True)
+class TrainState:
+    """The resumable state of a run (mutable: the trainer advances it)."""
+
+    config: TrainConfig
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    iteration: int = 0
+    elapsed: float = 0.0  #: seconds spent in training steps, summed over all resumes
+    sampler: dict[str, torch.Tensor] = field(default_factory=dict)
+    torch_rng: torch.Tensor | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def save_checkpoint(path: str | Path, state: TrainState) -> Path:
+    """Write ``state`` to ``path`` atomically; returns the path."""
+    out = Path(path)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": state.config.to_dict(),
+        "model": state.model,
+        "optimizer": state.optimizer,
+        "iteration": state.iteration,
+        "elapsed": state.elapsed,
+        "sampler": state.sampler,
+        "torch_rng": state.torch_rng,
+        "metrics": dict(state.metrics),
+    }
+    with atomic_write(out, "wb") as fh:
+        torch.save(payload, fh)
+    log.info("checkpoint: iteration %d -> %s", state.iteration, out)
+    return out
+
+
+def load_checkpoint(path: str | Path) -> TrainState:
+    """Read a checkpoint written by :func:`save_checkpoint` (safely: tensors and plain types)."""
+    src = Path(path)
+    if not src.is_file():
+        raise FileNotFoundError(f"load_checkpoint: no checkpoint at {src}")
+    data = torch.load(src, map_location="cpu", weights_only=True)
+    if data.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"load_checkpoint: {src} has format {data.get('format')!r}, "
+                         f"this vsvsr reads {CHECKPOINT_FORMAT}")
+    return TrainState(
+        config=TrainConfig.from_dict(data["config"]),
+        model=data["model"],
+        optimizer=data["optimizer"],
+        iteration=int(data["iteration"]),
+        elapsed=float(data["elapsed"]),
+        sampler=data["sampler"],
+        torch_rng=data["torch_rng"],
+        metrics=dict(data["metrics"]),
+    )

@@ -1,0 +1,295 @@
+"""BPTT training of the recurrent RVSR network on pseudo-video clips.
+
+Every clip starts from the reset state the runtime uses (zero state, previous frame = current
+frame, step 0) and runs through :func:`run_sequence`, the same sequential reference the export is
+checked against, so training and inference cannot drift apart. The Charbonnier loss covers all
+frames of the clip, so early (little-history) and late frames both count.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from vsvsr.errors import NonFiniteError
+from vsvsr.nets.rvsr_arch import RVSRNet, run_sequence
+from vsvsr.training.checkpoint import LAST_NAME, TrainState, load_checkpoint, save_checkpoint
+from vsvsr.training.config import TrainConfig
+from vsvsr.training.sequences import SequenceSampler, load_photos
+
+log = logging.getLogger(__name__)
+
+#: Seconds between progress lines in the log (besides the tqdm bar).
+LOG_INTERVAL_S = 60.0
+#: Weight of a new batch in the running averages shown on the progress bar.
+EMA_ALPHA = 0.02
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
+    """PSNR in dB of [0, 1] tensors (RGB, all pixels)."""
+    mse = float(torch.mean((x - y) ** 2))
+    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    """Smooth L1: robust to the rare outlier pixel, yet differentiable at zero."""
+    return torch.sqrt((x - y) ** 2 + eps * eps).mean()
+
+
+def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The baseline every model must beat: plain bicubic, clamped."""
+    up = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+    return up.clamp(0.0, 1.0)
+
+
+@dataclass(kw_only=True, frozen=True)
+class StepStats:
+    """What one optimisation step measured."""
+
+    loss: float
+    psnr: float
+    bicubic_psnr: float
+    lr: float
+
+
+@dataclass(kw_only=True, frozen=True)
+class TrainResult:
+    """How a :meth:`Trainer.fit` call ended."""
+
+    iterations: int
+    elapsed: float  #: training seconds, all resumes together
+    psnr: float  #: running-average training PSNR (dB)
+    bicubic_psnr: float  #: the same for bicubic on the same batches
+    stopped_by: str  #: "budget", "max_steps" or "request"
+    checkpoint: Path
+
+
+class Trainer:
+    """Owns the network, optimiser, sampler and progress of one run.
+
+    Construction sets torch's intra-op thread count to ``config.threads`` (the CPU is shared).
+
+    Args:
+        config: the run's settings.
+        photos: in-memory uint8 photos; loaded from ``config.data_dirs`` when omitted.
+        state: a checkpoint to continue from (see :meth:`resume`).
+    """
+
+    def __init__(self, config: TrainConfig, *, photos: Sequence[torch.Tensor] | None = None,
+                 state: TrainState | None = None) -> None:
+        torch.set_num_threads(config.threads)
+        self.config = config
+        with torch.random.fork_rng():  # reproducible init without touching the global RNG
+            torch.manual_seed(config.seed)
+            self.net = RVSRNet(config.arch)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        if photos is None:
+            if not config.data_dirs:
+                raise ValueError("Trainer: config.data_dirs is empty and no photos were given")
+            photos = load_photos(config.data_dirs, config.presize)
+        self.sampler = SequenceSampler(
+            photos, scale=config.scale, crop=config.crop, length=config.clip_length,
+            batch=config.batch, supersample=config.supersample, motion=config.motion,
+            seed=config.seed,
+        )
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.metrics: dict[str, float] = {}
+        self._stop = False
+        if state is not None:
+            self.net.load_state_dict(state.model)
+            self.optimizer.load_state_dict(state.optimizer)
+            self.sampler.load_state_dict(state.sampler)
+            if state.torch_rng is not None:
+                torch.set_rng_state(state.torch_rng)
+            self.iteration, self.elapsed = state.iteration, state.elapsed
+            self.metrics = dict(state.metrics)
+            log.info("resumed at iteration %d (%.1f min trained)", self.iteration,
+                     self.elapsed / 60)
+
+    @classmethod
+    def resume(cls, path: str | Path, *, photos: Sequence[torch.Tensor] | None = None,
+               iters: int | None = None, minutes: float | None = None,
+               threads: int | None = None) -> Trainer:
+        """Continue the run saved at ``path``; new budgets extend (or shorten) the schedule."""
+        state = load_checkpoint(path)
+        extra = {"threads": threads} if threads is not None else {}
+        state.config = state.config.with_budget(iters=iters, minutes=minutes, **extra)
+        return cls(state.config, photos=photos, state=state)
+
+    # -- schedule -----------------------------------------------------------------------------
+    def progress(self) -> float:
+        """Fraction of the budget used: the larger of the iteration and the time fraction."""
+        c = self.config
+        p = 0.0
+        if c.iters is not None:
+            p = max(p, self.iteration / c.iters)
+        if c.minutes is not None:
+            p = max(p, self.elapsed / (c.minutes * 60.0))
+        return p
+
+    def learning_rate(self) -> float:
+        """Cosine from ``lr`` to ``lr_min`` over the progress (a pure function of it)."""
+        c, p = self.config, min(self.progress(), 1.0)
+        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1.0 + math.cos(math.pi * p))
+
+    # -- training -----------------------------------------------------------------------------
+    def step(self) -> StepStats:
+        """One BPTT step on a fresh batch of clips."""
+        c = self.config
+        t0 = time.monotonic()
+        lr_rate = self.learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_rate
+        lr, hr = self.sampler.sample()
+        self.net.train()
+        sr = run_sequence(self.net, lr)
+        loss = charbonnier(sr, hr, c.charbonnier_eps)
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"Trainer.step: loss is {float(loss)} at iteration "
+                                 f"{self.iteration}; lower lr or grad_clip and resume")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
+        self.optimizer.step()
+        with torch.no_grad():
+            b, t = lr.shape[:2]
+            base = bicubic_upscale(lr.flatten(0, 1), c.scale).unflatten(0, (b, t))
+            stats = StepStats(loss=float(loss), psnr=psnr(sr.detach().clamp(0, 1), hr),
+                              bicubic_psnr=psnr(base, hr), lr=lr_rate)
+        self.iteration += 1
+        self.elapsed += time.monotonic() - t0
+        self._update_metrics(stats)
+        return stats
+
+    def _update_metrics(self, s: StepStats) -> None:
+        for key, value in (("loss", s.loss), ("psnr", s.psnr), ("bicubic_psnr", s.bicubic_psnr)):
+            old = self.metrics.get(key)
+            self.metrics[key] = value if old is None else old + EMA_ALPHA * (value - old)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`fit` to stop after the current step and save (signal-handler safe)."""
+        self._stop = True
+
+    def fit(self, *, max_steps: int | None = None, progress_bar: bool = True) -> TrainResult:
+        """Train until the budget is spent, ``max_steps`` more steps ran, or a stop request.
+
+        Saves a checkpoint every ``config.checkpoint_minutes`` and always at the end.
+        """
+        from tqdm import tqdm  # part of the training extra
+
+        c = self.config
+        tty = sys.stderr.isatty()
+        start, p_start, it_start = time.monotonic(), self.progress(), self.iteration
+        last_ckpt = last_log = start
+        bar = tqdm(total=c.iters, initial=self.iteration, disable=not progress_bar,
+                   mininterval=0.5 if tty else 30.0, dynamic_ncols=True, unit="it",
+                   desc=f"rvsr-x{c.scale}")
+        stopped_by = "budget"
+        try:
+            while True:
+                if self.progress() >= 1.0:
+                    stopped_by = "budget"
+                    break
+                if self._stop:
+                    stopped_by = "request"
+                    break
+                if max_steps is not None and self.iteration - it_start >= max_steps:
+                    stopped_by = "max_steps"
+                    break
+                self.step()
+                now = time.monotonic()
+                eta = self._eta(now - start, p_start)
+                if c.iters is None and self.progress() > 0:  # a time budget: estimate the total
+                    bar.total = max(self.iteration, round(self.iteration / self.progress()))
+                bar.update(1)
+                m = self.metrics
+                bar.set_postfix_str(
+                    f"loss={m['loss']:.4f} psnr={m['psnr']:.2f} "
+                    f"gain={m['psnr'] - m['bicubic_psnr']:+.2f}dB eta={_fmt(eta)}", refresh=False)
+                if now - last_log >= LOG_INTERVAL_S:
+                    last_log = now
+                    rate = (now - start) / max(self.iteration - it_start, 1)
+                    log.info(
+                        "it %d  %.3f s/it  loss %.4f  psnr %.2f dB (bicubic %.2f, gain %+.2f)  "
+                        "lr %.2e  progress %.1f%%  eta %s", self.iteration, rate, m["loss"],
+                        m["psnr"], m["bicubic_psnr"], m["psnr"] - m["bicubic_psnr"],
+                        self.learning_rate(), 100 * self.progress(), _fmt(eta))
+                if now - last_ckpt >= c.checkpoint_minutes * 60.0:
+                    self.save()
+                    last_ckpt = time.monotonic()
+        finally:
+            bar.close()
+        path = self.save()
+        log.info("stopped (%s) at iteration %d after %.1f training minutes", stopped_by,
+                 self.iteration, self.elapsed / 60)
+        return TrainResult(iterations=self.iteration, elapsed=self.elapsed,
+                           psnr=self.metrics.get("psnr", float("nan")),
+                           bicubic_psnr=self.metrics.get("bicubic_psnr", float("nan")),
+                           stopped_by=stopped_by, checkpoint=path)
+
+    def _eta(self, wall: float, p_start: float) -> float:
+        done = self.progress() - p_start
+        return (1.0 - self.progress()) * wall / done if done > 0 else float("inf")
+
+    # -- persistence --------------------------------------------------------------------------
+    def state(self) -> TrainState:
+        """A snapshot of everything needed to continue exactly where this run is."""
+        return TrainState(
+            config=self.config, model=self.net.state_dict(),
+            optimizer=self.optimizer.state_dict(), iteration=self.iteration,
+            elapsed=self.elapsed, sampler=self.sampler.state_dict(),
+            torch_rng=torch.get_rng_state(), metrics=dict(self.metrics),
+        )
+
+    def checkpoint_path(self) -> Path:
+        return Path(self.config.out_dir) / LAST_NAME
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the checkpoint atomically (to ``out_dir/last.pt`` by default)."""
+        return save_checkpoint(path if path is not None else self.checkpoint_path(), self.state())
+
+
+def _fmt(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def start_or_resume(config: TrainConfig, *, resume: bool,
+                    photos: Sequence[torch.Tensor] | None = None) -> Trainer:
+    """A trainer for ``config``: continued from ``out_dir/last.pt`` when ``resume`` and it exists.
+
+    On resume the checkpoint's settings win except the budgets and thread count, which come
+    from ``config``. Without ``resume`` an existing checkpoint is an error, never overwritten.
+    """
+    path = Path(config.out_dir) / LAST_NAME
+    if path.is_file():
+        if not resume:
+            raise FileExistsError(f"start_or_resume: {path} exists; pass resume=True (--resume) "
+                                  "to continue it, or choose another output folder")
+        state = load_checkpoint(path)
+        if state.config.scale != config.scale:
+            raise ValueError(f"start_or_resume: {path} is a x{state.config.scale} run, not "
+                             f"x{config.scale}; choose another output folder")
+        if state.config.arch != config.arch:
+            log.warning("the checkpoint's architecture %s differs from the requested %s; "
+                        "continuing with the checkpoint's", state.config.arch, config.arch)
+        state.config = state.config.with_budget(iters=config.iters, minutes=config.minutes,
+                                                threads=config.threads)
+        trainer = Trainer(state.config, photos=photos, state=state)
+        return trainer
+    if resume:
+        log.info("no checkpoint at %s; starting a new run", path)
+    return Trainer(config, photos=photos)
