@@ -20,8 +20,10 @@ def tool(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def make_random_model(path: Path, *, scale: int = 2, seed: int = 0) -> Path:
-    """Export a small RVSR with random weights (residual head included, so the state matters)."""
+def make_random_model(path: Path, *, scale: int = 2, seed: int = 0,
+                      residual: bool = True) -> Path:
+    """Export a small RVSR with random weights (residual head included, so the state matters);
+    ``residual=False`` keeps the head at zero: a pure bicubic upscaler, for colour tests."""
     import torch
 
     from plugin_build.export_onnx import export_model
@@ -31,7 +33,8 @@ def make_random_model(path: Path, *, scale: int = 2, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     cfg = RVSRConfig(scale=scale, width=8, blocks=1, hidden=4)
     net = RVSRNet(cfg)
-    torch.nn.init.normal_(net.to_residual.weight, std=0.05)
+    if residual:
+        torch.nn.init.normal_(net.to_residual.weight, std=0.05)
     desc = ModelDescriptor(name=f"random-x{scale}", arch="rvsr", scale=scale, recurrent=True,
                            state_channels=cfg.state_channels, step_clamp=cfg.step_clamp,
                            config=cfg.to_dict())
@@ -43,6 +46,13 @@ def make_random_model(path: Path, *, scale: int = 2, seed: int = 0) -> Path:
 def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight x2 model: ``.onnx`` and ``.pth`` side by side."""
     return make_random_model(tmp_path_factory.mktemp("models") / "random-x2.onnx")
+
+
+@pytest.fixture(scope="session")
+def bicubic_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An x2 model whose residual is zero: flat colour in, the same flat colour out."""
+    return make_random_model(tmp_path_factory.mktemp("bicubic") / "bicubic-x2.onnx",
+                             residual=False)
 
 
 @pytest.fixture(scope="session")

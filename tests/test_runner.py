@@ -7,9 +7,9 @@ import pytest
 
 from vsvsr.errors import StateFileError
 from vsvsr.models.descriptor import ModelDescriptor
-from vsvsr.recurrent.runner import RecurrentRunner
-from vsvsr.recurrent.state_store import StateKey, StateStore
-from vsvsr.recurrent.stepper import RecurrentStepper
+from vsvsr.recurrence.runner import RecurrentRunner
+from vsvsr.recurrence.state_store import StateKey, StateStore
+from vsvsr.recurrence.stepper import RecurrentStepper
 from vsvsr.runtime.engine import Engine, TensorSpec
 
 H, W, C = 4, 5, 2

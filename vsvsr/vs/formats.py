@@ -56,6 +56,19 @@ def parse_matrix(matrix: str | int, func: str) -> int:
     raise ClipFormatError(f"{func}: unknown matrix {matrix!r}; use one of {names}")
 
 
+def is_full_range(props: vs.FrameProps) -> bool:
+    """Whether YUV frame props say full range (limited when unsaid, as resize assumes).
+
+    R81 renamed ``_ColorRange`` (0 = full) to ``_Range`` (1 = full, ``vs.Range``) and maps
+    the old name onto the new one, so read ``_Range`` first.
+    """
+    if "_Range" in props:
+        return int(props["_Range"]) == int(vs.Range.RANGE_FULL)
+    if "_ColorRange" in props:  # cores before the rename
+        return int(props["_ColorRange"]) == 0
+    return False
+
+
 def inspect_clip(clip: vs.VideoNode, func: str, matrix: str | int | None = None) -> ClipInfo:
     """Check that ``clip`` is something the filters take, and read its colour facts."""
     if not isinstance(clip, vs.VideoNode):
@@ -89,7 +102,7 @@ def inspect_clip(clip: vs.VideoNode, func: str, matrix: str | int | None = None)
                               "colour video); convert to YUV or RGB, e.g. "
                               "core.resize.Point(clip, format=vs.YUV444P8, matrix_s='709')")
     props = clip.get_frame(0).props
-    full_range = (family == vs.RGB) or int(props.get("_ColorRange", 1)) == 0
+    full_range = (family == vs.RGB) or is_full_range(props)
     chroma = int(props["_ChromaLocation"]) if "_ChromaLocation" in props else None
     mat = None
     if family == vs.YUV:

@@ -3,7 +3,7 @@
 The graph is: clip -> RGBS (model input) -> ModifyFrame(selector=runner) on a blank clip of the
 output size -> back to the input's format. The selector never touches its own output node;
 it reads frames through ModifyFrame's inputs and the RGBS node's ``get_frame``, and all state
-lives in :class:`vsvsr.recurrent.runner.RecurrentRunner`.
+lives in :class:`vsvsr.recurrence.runner.RecurrentRunner`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import vapoursynth as vs
 
 from vsvsr.errors import ClipFormatError
 from vsvsr.models.registry import DEFAULT_MODEL
-from vsvsr.recurrent.runner import RecurrentRunner
-from vsvsr.recurrent.state_store import StateKey, StateStore
-from vsvsr.recurrent.stepper import RecurrentStepper
+from vsvsr.recurrence.runner import RecurrentRunner
+from vsvsr.recurrence.state_store import StateKey, StateStore
+from vsvsr.recurrence.stepper import RecurrentStepper
 from vsvsr.runtime.engine import Engine
 from vsvsr.runtime.select import open_engine
 from vsvsr.vs import formats, scene

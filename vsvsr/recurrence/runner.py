@@ -21,8 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
-from vsvsr.recurrent.state_store import StateStore, frame_hash
-from vsvsr.recurrent.stepper import RecurrentStepper
+from vsvsr.recurrence.state_store import StateStore, frame_hash
+from vsvsr.recurrence.stepper import RecurrentStepper
 
 log = logging.getLogger(__name__)
 

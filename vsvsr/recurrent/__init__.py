@@ -1,1 +1,0 @@
-"""Recurrent inference that is exact under any request order (plain Python, no VapourSynth)."""
