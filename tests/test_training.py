@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from vsvsr.training.trainer import Trainer, charbonnier, start_or_resume  # noqa
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread() -> Iterator[None]:
     """The CPU is shared: keep tests on one thread like the trainings."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -27,15 +28,18 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def photos() -> list:
+def photos() -> list[torch.Tensor]:
     return synthetic_photos(4, 72, seed=1)
 
 
-def tiny_config(out_dir: Path, **kw) -> TrainConfig:
-    base = dict(arch=RVSRConfig(scale=2, width=8, blocks=1, hidden=4), clip_length=3, batch=2,
-                crop=8, iters=40, lr=3e-3, lr_min=1e-4, out_dir=str(out_dir), seed=3)
+def tiny_config(out_dir: Path, **kw: object) -> TrainConfig:
+    """A network and data small enough for a few hundred milliseconds a run."""
+    base: dict[str, object] = {
+        "arch": RVSRConfig(scale=2, width=8, blocks=1, hidden=4), "clip_length": 3, "batch": 2,
+        "crop": 8, "iters": 40, "lr": 3e-3, "lr_min": 1e-4, "out_dir": str(out_dir), "seed": 3,
+    }
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig(**base)  # type: ignore[arg-type]
 
 
 def test_downscale_shapes_and_errors() -> None:
@@ -56,7 +60,7 @@ def test_config_round_trip_and_validation(tmp_path: Path) -> None:
         MotionConfig(p_zoom=1.5)
 
 
-def test_sampler_shapes_range_and_static_clips(photos: list) -> None:
+def test_sampler_shapes_range_and_static_clips(photos: list[torch.Tensor]) -> None:
     kw = dict(scale=2, crop=8, length=4, batch=3, supersample=2, seed=0)
     lr, hr = SequenceSampler(photos, motion=MotionConfig(), **kw).sample()
     assert lr.shape == (3, 4, 3, 8, 8) and hr.shape == (3, 4, 3, 16, 16)
@@ -71,7 +75,7 @@ def test_sampler_shapes_range_and_static_clips(photos: list) -> None:
     assert float((hr[:, 1:] - hr[:, :1]).abs().mean()) > 1e-3
 
 
-def test_loss_falls(tmp_path: Path, photos: list) -> None:
+def test_loss_falls(tmp_path: Path, photos: list[torch.Tensor]) -> None:
     cfg = tiny_config(tmp_path)
     trainer = Trainer(cfg, photos=photos)
     probe = SequenceSampler(photos, scale=2, crop=8, length=3, batch=8, supersample=2,
@@ -91,7 +95,7 @@ def test_loss_falls(tmp_path: Path, photos: list) -> None:
     assert (tmp_path / LAST_NAME).is_file()
 
 
-def test_resume_is_exact(tmp_path: Path, photos: list) -> None:
+def test_resume_is_exact(tmp_path: Path, photos: list[torch.Tensor]) -> None:
     straight = Trainer(tiny_config(tmp_path / "a", iters=6), photos=photos)
     straight.fit(progress_bar=False)
 
@@ -113,7 +117,7 @@ def test_resume_is_exact(tmp_path: Path, photos: list) -> None:
     assert second.learning_rate() == straight.learning_rate()
 
 
-def test_request_stop_saves(tmp_path: Path, photos: list) -> None:
+def test_request_stop_saves(tmp_path: Path, photos: list[torch.Tensor]) -> None:
     trainer = Trainer(tiny_config(tmp_path), photos=photos)
     trainer.request_stop()
     result = trainer.fit(progress_bar=False)

@@ -16,10 +16,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from vsvsr.nets.rvsr_arch import RVSRConfig
 from vsvsr.training.config import DEFAULT_DATA_ROOT, TrainConfig
 from vsvsr.utils.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from vsvsr.training.trainer import Trainer, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def run_training(config: TrainConfig, *, resume: bool, progress_bar: bool = True):  # noqa: ANN201
+def run_training(config: TrainConfig, *, resume: bool,
+                 progress_bar: bool = True) -> tuple[Trainer, TrainResult]:
     """Train (or continue) ``config`` with Ctrl-C / SIGTERM stopping cleanly after a save."""
     from vsvsr.training.trainer import start_or_resume
 

@@ -107,9 +107,9 @@ class TrainConfig:
         return cls(**data)
 
     def with_budget(self, *, iters: int | None = None, minutes: float | None = None,
-                    **other: Any) -> TrainConfig:
+                    **other: object) -> TrainConfig:
         """A copy with a new budget (and any other field), e.g. to extend a resumed run."""
-        changes: dict[str, Any] = dict(other)
+        changes: dict[str, object] = dict(other)
         if iters is not None:
             changes["iters"] = iters
         if minutes is not None:
@@ -117,7 +117,7 @@ class TrainConfig:
         return replace(self, **changes)
 
 
-def default_config(scale: int, **overrides: Any) -> TrainConfig:
+def default_config(scale: int, **overrides: object) -> TrainConfig:
     """The settings of the shipped ``rvsr-x{scale}`` models (CPU-sized: ~0.3 s an iteration)."""
     crop = {2: 36, 3: 32, 4: 32}[scale]
     base: dict[str, Any] = {

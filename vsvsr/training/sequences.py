@@ -15,7 +15,6 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -45,7 +44,7 @@ def load_photo(path: Path, presize: int) -> torch.Tensor:
 
     Shrinking first hides JPEG blocking and sensor noise, so the HR targets are clean.
     """
-    from PIL import Image  # Pillow comes with the training extra (through scikit-image)
+    from PIL import Image  # a runtime dependency; imported here to keep import time low
 
     with Image.open(path) as img:
         arr = np.asarray(img.convert("RGB"))
@@ -97,10 +96,12 @@ class SequenceSampler:
         self.generator = torch.Generator().manual_seed(seed)
 
     # -- random helpers (all through the one generator) ---------------------------------------
-    def _u(self, lo: float = 0.0, hi: float = 1.0, n: int | None = None) -> Any:
-        r = torch.rand(n if n is not None else 1, generator=self.generator, dtype=torch.float64)
-        r = lo + (hi - lo) * r
-        return r if n is not None else float(r)
+    def _u(self, lo: float = 0.0, hi: float = 1.0) -> float:
+        return lo + (hi - lo) * float(torch.rand(1, generator=self.generator,
+                                                 dtype=torch.float64))
+
+    def _uv(self, lo: float, hi: float, n: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, generator=self.generator, dtype=torch.float64)
 
     def _n(self, n: int) -> torch.Tensor:
         return torch.randn(n, generator=self.generator, dtype=torch.float64)
@@ -132,7 +133,7 @@ class SequenceSampler:
             span = int(self._u(2, t))  # the camera holds still for `span` steps
             start = int(self._u(1, t - span + 1))
             moving[start:start + span] = 0.0
-        vel = self._u(-m.max_velocity, m.max_velocity, 2) * px
+        vel = self._uv(-m.max_velocity, m.max_velocity, 2) * px
         vel = vel[None] + self._n(2 * t).reshape(t, 2) * (m.velocity_jitter * px)
         zoom_rate = self._u(-m.max_zoom, m.max_zoom) if self._u() < m.p_zoom else 0.0
         rot_rate = (math.radians(self._u(-m.max_rotation_deg, m.max_rotation_deg))
@@ -183,8 +184,9 @@ class SequenceSampler:
         t = self.length
         cos_t, sin_t = torch.from_numpy(cos)[:, None, None], torch.from_numpy(sin)[:, None, None]
         z_t = torch.from_numpy(zoom)[:, None, None]
-        sx = c0x - x0 + torch.from_numpy(offset[:, 0])[:, None, None] + (cos_t * gx - sin_t * gy) / z_t
-        sy = c0y - y0 + torch.from_numpy(offset[:, 1])[:, None, None] + (sin_t * gx + cos_t * gy) / z_t
+        off = torch.from_numpy(offset)[:, :, None, None]
+        sx = c0x - x0 + off[:, 0] + (cos_t * gx - sin_t * gy) / z_t
+        sy = c0y - y0 + off[:, 1] + (sin_t * gx + cos_t * gy) / z_t
         grid = torch.stack([(2 * sx + 1) / rw - 1, (2 * sy + 1) / rh - 1], dim=-1).float()
         frames = F.grid_sample(region[None].expand(t, -1, -1, -1), grid, mode="bicubic",
                                padding_mode="reflection", align_corners=False)
