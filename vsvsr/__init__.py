@@ -19,6 +19,3 @@ def recurrent(clip: vs.VideoNode, *args: Any, **kwargs: Any) -> vs.VideoNode:
     from vsvsr.vs.recurrent_filter import recurrent as _recurrent
 
     return _recurrent(clip, *args, **kwargs)
-
-
-recurrent.__doc__ = "Recurrent super-resolution; see vsvsr.vs.recurrent_filter.recurrent."

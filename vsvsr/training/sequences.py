@@ -26,6 +26,8 @@ from vsvsr.training.degrade import downscale
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+#: The rendered footprint is checked with this slack (bicubic taps, rounding).
+FOOTPRINT_SLACK = 1.02
 
 
 def find_images(dirs: Iterable[str | Path]) -> list[Path]:
@@ -84,7 +86,7 @@ class SequenceSampler:
         self.scale, self.crop, self.length, self.batch = scale, crop, length, batch
         self.supersample, self.motion = supersample, motion
         self.out = crop * scale * supersample  # rendered (source-resolution) clip size
-        need = self.out + 8
+        need = math.ceil(self.out * FOOTPRINT_SLACK) + 12  # a still camera always fits
         self.photos = [p for p in photos if min(p.shape[1:]) >= need]
         if not self.photos:
             raise ValueError(f"SequenceSampler: no photo has a side of {need} px or more; use "
@@ -152,7 +154,8 @@ class SequenceSampler:
         ph, pw = photo.shape[1:]
         q = self.out
         half = (q - 1) / 2.0
-        corners = np.array([[-half, -half], [half, -half], [-half, half], [half, half]]) * 1.02
+        corners = FOOTPRINT_SLACK * np.array([[-half, -half], [half, -half], [-half, half],
+                                              [half, half]])
         for attempt in range(5):
             offset, zoom, rot, gain = self._trajectory()
             if attempt:  # shrink the motion until the whole path fits in the photo
