@@ -73,6 +73,8 @@ def export(run_dir: Path, weights_dir: Path) -> dict[str, float]:
     with atomic_write(pth, "wb") as fh:
         torch.save(payload, fh)
     onnx_path = export_recurrent(net, desc, weights_dir / f"{name}.onnx")
+    for shipped in (pth, onnx_path):  # atomic_write's temp files are 0600; these get installed
+        shipped.chmod(0o644)
     log.info("wrote %s and %s", pth, onnx_path)
     return check_export(net, onnx_path, cfg.scale)
 

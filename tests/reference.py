@@ -47,7 +47,8 @@ def ort_reference(model: Path, frames: Sequence[np.ndarray], resets: set[int]) -
 def vspipe_rgbs(args: dict[str, object], *, threads: int = 2, extra: Sequence[str] = (),
                 shape: tuple[int, int]) -> tuple[list[np.ndarray], str]:
     """Run the case script under real vspipe; return its RGBS frames (3, H, W) and stderr."""
-    cmd = [tool("vspipe"), "-t", str(threads), *extra, str(CASE), "-"]
+    # R81's vspipe has no thread option (-t is --timecodes): the script sets core.num_threads.
+    cmd = [tool("vspipe"), *extra, str(CASE), "-", "-a", f"vs_threads={threads}"]
     for k, v in args.items():
         cmd += ["-a", f"{k}={v}"]
     proc = subprocess.run(cmd, capture_output=True, timeout=300)

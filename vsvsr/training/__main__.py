@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-length", type=int, default=8, help="BPTT clip length")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-min", type=float, default=1e-5)
+    p.add_argument("--warmup-iters", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--width", type=int, default=RVSRConfig.width)
@@ -61,7 +62,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         arch=RVSRConfig(scale=args.scale, width=args.width, blocks=args.blocks,
                         hidden=args.hidden),
         data_dirs=tuple(args.data or [DEFAULT_DATA_ROOT]), clip_length=args.clip_length,
-        batch=args.batch, crop=args.crop, lr=args.lr, lr_min=args.lr_min, iters=args.iters,
+        batch=args.batch, crop=args.crop, lr=args.lr, lr_min=args.lr_min,
+        warmup_iters=args.warmup_iters, iters=args.iters,
         minutes=args.minutes, seed=args.seed, out_dir=args.out,
         checkpoint_minutes=args.checkpoint_minutes, threads=args.threads,
     )

@@ -61,6 +61,9 @@ class TrainConfig:
     # -- optimisation --------------------------------------------------------------------------
     lr: float = 1e-3
     lr_min: float = 1e-5
+    #: linear warm-up steps: full-size Adam steps on a fresh ReLU net can kill the head's units
+    #: for good (seen at x4: the residual stayed at zero, the net stuck at bicubic)
+    warmup_iters: int = 0
     iters: int | None = None  #: total iteration budget (None: time budget only)
     minutes: float | None = None  #: total training-time budget (None: iteration budget only)
     charbonnier_eps: float = 1e-3
@@ -82,6 +85,8 @@ class TrainConfig:
         for name in ("presize", "supersample", "clip_length", "batch", "crop", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig: {name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_iters < 0:
+            raise ValueError(f"TrainConfig: warmup_iters must be >= 0, got {self.warmup_iters}")
         if not 0 < self.lr_min <= self.lr:
             raise ValueError(f"TrainConfig: need 0 < lr_min <= lr, got {self.lr_min}, {self.lr}")
         if self.charbonnier_eps <= 0 or self.grad_clip < 0 or self.checkpoint_minutes <= 0:
@@ -127,6 +132,8 @@ def default_config(scale: int, **overrides: object) -> TrainConfig:
         "batch": 4,
         "crop": crop,
         "minutes": 55.0,
+        "warmup_iters": 500,
+        "lr": 5e-4,  # with 1e-3 and no warm-up the head's ReLUs died within 25 steps
         "out_dir": f"runs/rvsr-x{scale}",
     }
     base.update(overrides)

@@ -58,6 +58,7 @@ class StepStats:
     psnr: float
     bicubic_psnr: float
     lr: float
+    alive: float  #: share of active head units (a dead net sits near 0)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -104,6 +105,10 @@ class Trainer:
         self.elapsed = 0.0
         self.metrics: dict[str, float] = {}
         self._stop = False
+        # Share of the head's ReLU units that fire: a collapse to ~0 means a dead network
+        # stuck at bicubic (what happened at lr 1e-3 without warm-up), so it is logged.
+        self._alive: list[float] = []
+        self.net.head.register_forward_hook(self._record_alive)
         if state is not None:
             self.net.load_state_dict(state.model)
             self.optimizer.load_state_dict(state.optimizer)
@@ -125,6 +130,11 @@ class Trainer:
         state.config = state.config.with_budget(iters=iters, minutes=minutes, **extra)
         return cls(state.config, photos=photos, state=state)
 
+    def _record_alive(self, _module: torch.nn.Module, _inputs: object,
+                      output: torch.Tensor) -> None:
+        if self.net.training:
+            self._alive.append(float((output.detach() > 0).float().mean()))
+
     # -- schedule -----------------------------------------------------------------------------
     def progress(self) -> float:
         """Fraction of the budget used: the larger of the iteration and the time fraction."""
@@ -137,9 +147,12 @@ class Trainer:
         return p
 
     def learning_rate(self) -> float:
-        """Cosine from ``lr`` to ``lr_min`` over the progress (a pure function of it)."""
+        """Linear warm-up, then cosine from ``lr`` to ``lr_min`` (a pure function of progress)."""
         c, p = self.config, min(self.progress(), 1.0)
-        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1.0 + math.cos(math.pi * p))
+        rate = c.lr_min + 0.5 * (c.lr - c.lr_min) * (1.0 + math.cos(math.pi * p))
+        if self.iteration < c.warmup_iters:
+            rate *= (self.iteration + 1) / c.warmup_iters
+        return rate
 
     # -- training -----------------------------------------------------------------------------
     def step(self) -> StepStats:
@@ -151,6 +164,7 @@ class Trainer:
             group["lr"] = lr_rate
         lr, hr = self.sampler.sample()
         self.net.train()
+        self._alive.clear()
         sr = run_sequence(self.net, lr)
         loss = charbonnier(sr, hr, c.charbonnier_eps)
         if not torch.isfinite(loss):
@@ -165,14 +179,16 @@ class Trainer:
             b, t = lr.shape[:2]
             base = bicubic_upscale(lr.flatten(0, 1), c.scale).unflatten(0, (b, t))
             stats = StepStats(loss=float(loss), psnr=psnr(sr.detach().clamp(0, 1), hr),
-                              bicubic_psnr=psnr(base, hr), lr=lr_rate)
+                              bicubic_psnr=psnr(base, hr), lr=lr_rate,
+                              alive=sum(self._alive) / max(len(self._alive), 1))
         self.iteration += 1
         self.elapsed += time.monotonic() - t0
         self._update_metrics(stats)
         return stats
 
     def _update_metrics(self, s: StepStats) -> None:
-        for key, value in (("loss", s.loss), ("psnr", s.psnr), ("bicubic_psnr", s.bicubic_psnr)):
+        for key, value in (("loss", s.loss), ("psnr", s.psnr), ("bicubic_psnr", s.bicubic_psnr),
+                           ("alive", s.alive)):
             old = self.metrics.get(key)
             self.metrics[key] = value if old is None else old + EMA_ALPHA * (value - old)
 
@@ -221,9 +237,9 @@ class Trainer:
                     rate = (now - start) / max(self.iteration - it_start, 1)
                     log.info(
                         "it %d  %.3f s/it  loss %.4f  psnr %.2f dB (bicubic %.2f, gain %+.2f)  "
-                        "lr %.2e  progress %.1f%%  eta %s", self.iteration, rate, m["loss"],
-                        m["psnr"], m["bicubic_psnr"], m["psnr"] - m["bicubic_psnr"],
-                        self.learning_rate(), 100 * self.progress(), _fmt(eta))
+                        "alive %.0f%%  lr %.2e  progress %.1f%%  eta %s", self.iteration, rate,
+                        m["loss"], m["psnr"], m["bicubic_psnr"], m["psnr"] - m["bicubic_psnr"],
+                        100 * m["alive"], self.learning_rate(), 100 * self.progress(), _fmt(eta))
                 if now - last_ckpt >= c.checkpoint_minutes * 60.0:
                     self.save()
                     last_ckpt = time.monotonic()
