@@ -41,15 +41,9 @@ class Engine(abc.ABC):
         #: and recorded in saved states so a state is never loaded into other weights.
         self.model_sha256 = ""
 
-    @property
-    @abc.abstractmethod
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        """The network's input tensors."""
-
-    @property
-    @abc.abstractmethod
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        """The network's output tensors."""
+    #: The network's input and output tensors; each backend sets them when it loads.
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
 
     @abc.abstractmethod
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -91,17 +91,9 @@ class OrtEngine(Engine):
             shape = tuple(d if isinstance(d, int) else None for d in arg.shape)
             return TensorSpec(arg.name, shape, _ORT_DTYPES.get(arg.type, np.dtype(np.float32)))
 
-        self._inputs = tuple(spec(a) for a in self._sess.get_inputs())
-        self._outputs = tuple(spec(a) for a in self._sess.get_outputs())
-        self._out_names = [o.name for o in self._outputs]
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
+        self.inputs = tuple(spec(a) for a in self._sess.get_inputs())
+        self.outputs = tuple(spec(a) for a in self._sess.get_outputs())
+        self._out_names = [o.name for o in self.outputs]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._out_names, self._sess.run(self._out_names, feeds), strict=True))

@@ -56,27 +56,19 @@ class TorchEngine(Engine):
         self.path = Path(path)
         d = self.descriptor
         f32 = np.dtype(np.float32)
-        self._inputs = (TensorSpec("lr", (1, 3, None, None), f32),
+        self.inputs = (TensorSpec("lr", (1, 3, None, None), f32),
                         TensorSpec("lr_prev", (1, 3, None, None), f32),
                         TensorSpec("state", (1, d.state_channels, None, None), f32),
                         TensorSpec("step", (1, 1, 1, 1), f32))
-        self._outputs = (TensorSpec("sr", (1, 3, None, None), f32),
+        self.outputs = (TensorSpec("sr", (1, 3, None, None), f32),
                          TensorSpec("state_out", (1, d.state_channels, None, None), f32))
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._outputs
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
-        args = [torch.from_numpy(feeds[s.name]).to(self._device) for s in self._inputs]
+        args = [torch.from_numpy(feeds[s.name]).to(self._device) for s in self.inputs]
         with torch.inference_mode():
             outs = self._net(*args)
-        return {s.name: o.cpu().numpy() for s, o in zip(self._outputs, outs, strict=True)}
+        return {s.name: o.cpu().numpy() for s, o in zip(self.outputs, outs, strict=True)}
 
     def close(self) -> None:
         self._net = None
