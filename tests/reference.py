@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
 from conftest import TESTS, tool
 
 CASE = TESTS / "vpy" / "recurrent_case.vpy"

@@ -8,8 +8,7 @@ import synth
 import vapoursynth as vs
 
 import vsvsr
-from vsvsr.errors import (BackendUnavailableError, ClipFormatError, ModelFileError,
-                          UnknownModelError)
+from vsvsr.errors import BackendUnavailableError, ClipFormatError, ModelFileError, UnknownModelError
 
 core = vs.core
 H, W = 24, 32

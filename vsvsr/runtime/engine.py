@@ -49,7 +49,7 @@ class Engine(abc.ABC):
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the network once. Every input must be given, as a C-contiguous array."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: most backends hold nothing to free)
         """Release sessions and memory. Idempotent."""
 
     def describe(self) -> str:
