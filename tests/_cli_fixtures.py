@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_random_model
 
 LR_W, LR_H, NUM = 64, 48, 8
 FPS = 24
@@ -21,24 +22,6 @@ def ffmpeg() -> str:
     from vsvsr.encode.ffmpeg import find_ffmpeg
 
     return find_ffmpeg()
-
-
-def export_tiny_model(path: Path, *, scale: int = 2, seed: int = 0) -> Path:
-    """A very small random-weight RVSR (with a non-zero residual head, so the state matters)."""
-    import torch
-
-    from plugin_build.export_onnx import export_recurrent
-    from vsvsr.models.descriptor import ModelDescriptor
-    from vsvsr.nets.rvsr_arch import RVSRConfig, RVSRNet
-
-    torch.manual_seed(seed)
-    cfg = RVSRConfig(scale=scale, width=8, blocks=1, hidden=4)
-    net = RVSRNet(cfg)
-    torch.nn.init.normal_(net.to_residual.weight, std=0.02)
-    desc = ModelDescriptor(name=f"tiny-x{scale}", arch="rvsr", scale=scale, recurrent=True,
-                           state_channels=cfg.state_channels, step_clamp=cfg.step_clamp,
-                           config=cfg.to_dict())
-    return export_recurrent(net, desc, path)
 
 
 def make_video(path: Path, *, width: int = LR_W, height: int = LR_H, frames: int = NUM,
@@ -89,7 +72,8 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> \
 @pytest.fixture(scope="session")
 def cli_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight x2 model (.onnx)."""
-    return export_tiny_model(tmp_path_factory.mktemp("cli_model") / "tiny-x2.onnx")
+    return make_random_model(tmp_path_factory.mktemp("cli_model") / "tiny-x2.onnx",
+                             residual_std=0.02)
 
 
 @pytest.fixture(scope="session")

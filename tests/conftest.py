@@ -21,7 +21,7 @@ def tool(name: str) -> str:
 
 
 def make_random_model(path: Path, *, scale: int = 2, seed: int = 0,
-                      residual: bool = True) -> Path:
+                      residual: bool = True, residual_std: float = 0.05) -> Path:
     """Export a small RVSR with random weights (residual head included, so the state matters);
     ``residual=False`` keeps the head at zero: a pure bicubic upscaler, for colour tests."""
     import torch
@@ -34,7 +34,7 @@ def make_random_model(path: Path, *, scale: int = 2, seed: int = 0,
     cfg = RVSRConfig(scale=scale, width=8, blocks=1, hidden=4)
     net = RVSRNet(cfg)
     if residual:
-        torch.nn.init.normal_(net.to_residual.weight, std=0.05)
+        torch.nn.init.normal_(net.to_residual.weight, std=residual_std)
     desc = ModelDescriptor(name=f"random-x{scale}", arch="rvsr", scale=scale, recurrent=True,
                            state_channels=cfg.state_channels, step_clamp=cfg.step_clamp,
                            config=cfg.to_dict())
