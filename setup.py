@@ -28,12 +28,14 @@ setup(
     extras_require={
         "ort": [],  # onnxruntime is a runtime requirement; kept so 'vsvsr[ort]' hints work
         "export": ["onnx>=1.16"],
-        "train": TORCH + ["onnx>=1.16", "matplotlib>=3.8"],
+        "train": TORCH + ["onnx>=1.16", "matplotlib>=3.8", "pyyaml>=6",
+                          "opencv-python-headless>=4.8"],  # cv2: tOF in vsvsr eval
         "cuda": ["cupy-cuda12x"],
         "tensorrt": ["tensorrt"],
         "scenechange": ["vapoursynth-scenechange"],
         "dev": TORCH + ["onnx>=1.16", "pytest>=8", "pytest-timeout", "ruff",
-                        "vapoursynth-scenechange", "matplotlib>=3.8"],
+                        "vapoursynth-scenechange", "matplotlib>=3.8", "pyyaml>=6",
+                        "opencv-python-headless>=4.8"],
     },
     entry_points={"console_scripts": ["vsvsr=vsvsr.cli.main:main"]},
 )

@@ -20,22 +20,27 @@ def tool(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def make_random_model(path: Path, *, scale: int = 2, seed: int = 0,
+def make_random_model(path: Path, *, scale: int = 2, seed: int = 0, arch: str = "rvsr",
                       residual: bool = True, residual_std: float = 0.05) -> Path:
-    """Export a small RVSR with random weights (residual head included, so the state matters);
-    ``residual=False`` keeps the head at zero: a pure bicubic upscaler, for colour tests."""
+    """Export a small network with random weights (residual head included, so the state
+    matters; for ``rvsrf`` a random flow too, so warping matters); ``residual=False`` keeps the
+    head at zero: a pure bicubic upscaler, for colour tests."""
     import torch
 
     from plugin_build.export_onnx import export_model
     from vsvsr.models.descriptor import ModelDescriptor
-    from vsvsr.nets.rvsr_arch import RVSRConfig, RVSRNet
+    from vsvsr.nets.arch_registry import ARCHS
 
     torch.manual_seed(seed)
-    cfg = RVSRConfig(scale=scale, width=8, blocks=1, hidden=4)
-    net = RVSRNet(cfg)
+    config_cls, net_cls = ARCHS[arch]
+    sizes = {"rvsr": {"hidden": 4}, "rvsrf": {"hidden": 4, "flow_width": 6}, "sfsr": {}}[arch]
+    cfg = config_cls(scale=scale, width=8, blocks=1, **sizes)
+    net = net_cls(cfg)
     if residual:
         torch.nn.init.normal_(net.to_residual.weight, std=residual_std)
-    desc = ModelDescriptor(name=f"random-x{scale}", arch="rvsr", scale=scale, recurrent=True,
+    if arch == "rvsrf":  # flows of about a pixel
+        torch.nn.init.normal_(net.flow.out.weight, std=0.3)
+    desc = ModelDescriptor(name=f"random-x{scale}", arch=arch, scale=scale, recurrent=True,
                            state_channels=cfg.state_channels, step_clamp=cfg.step_clamp,
                            config=cfg.to_dict())
     export_model(net, desc, path)
@@ -53,6 +58,13 @@ def bicubic_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An x2 model whose residual is zero: flat colour in, the same flat colour out."""
     return make_random_model(tmp_path_factory.mktemp("bicubic") / "bicubic-x2.onnx",
                              residual=False)
+
+
+@pytest.fixture(scope="session")
+def random_flow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight flow-aligned (``rvsrf``) x2 model."""
+    return make_random_model(tmp_path_factory.mktemp("flow") / "random-flow-x2.onnx",
+                             arch="rvsrf", seed=2)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ def torch_reference(model: Path, frames: Sequence[np.ndarray], resets: set[int])
     """Sequential PyTorch run (``run_sequence``), clamped like the filter's output."""
     import torch
 
-    from vsvsr.nets.rvsr_arch import run_sequence
+    from vsvsr.nets.sequence import run_sequence
     from vsvsr.runtime.torch_backend import TorchEngine
 
     engine = TorchEngine(model.with_suffix(".pth"), threads=1)

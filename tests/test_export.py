@@ -34,9 +34,26 @@ def check(onnx_path, h: int = 36, w: int = 52) -> None:
     assert check_against_torch(engine._net, onnx_path, cur, prev, st, 3.0).worst < 1e-4
 
 
-def test_random_model_export_matches_torch(random_model, random_model_x4) -> None:
+def test_random_model_export_matches_torch(random_model, random_model_x4, random_flow_model) -> None:
     check(random_model)
     check(random_model_x4)
+    check(random_flow_model)  # GridSample + dynamic-size grids, odd sizes below
+    check(random_flow_model, h=23, w=41)
+
+
+def test_flow_model_warps_with_its_flow(random_flow_model) -> None:
+    """The exported flow path is live: moving the previous frame changes the output."""
+    from vsvsr.runtime.ort_backend import OrtEngine
+
+    engine = OrtEngine(random_flow_model, threads=1)
+    c = engine.descriptor.state_channels
+    cur, prev = frames_pair(24, 32)
+    state = np.random.default_rng(1).random((1, c, 24, 32), dtype=np.float32)
+    step = np.ones((1, 1, 1, 1), np.float32)
+    a = engine.run({"lr": cur, "lr_prev": prev, "state": state, "step": step})["sr"]
+    b = engine.run({"lr": cur, "lr_prev": np.roll(prev, 3, axis=3), "state": state,
+                    "step": step})["sr"]
+    assert float(np.abs(a - b).max()) > 1e-3
 
 
 @pytest.mark.parametrize("name", BUILTIN_MODELS.names())

@@ -145,3 +145,11 @@ def test_limited_range_input_is_clamped_to_unit_range(random_model) -> None:
         _Matrix=1, _Range=int(vs.Range.RANGE_LIMITED))
     out = vsvsr.recurrent(clip, random_model, "ort", output_format="RGBS", threads=1)
     assert float(rgb(out.get_frame(1)).max()) <= 1.0
+
+
+def test_flow_aligned_model_matches_the_sequential_reference(random_flow_model, frames) -> None:
+    """The flow-aligned architecture through the filter (ONNX Runtime) equals a PyTorch run."""
+    ref = torch_reference(random_flow_model, frames, {CUT})
+    out = sr_clip(random_flow_model, frames, backend="ort")
+    for n in (0, 5, CUT, NUM - 1):
+        np.testing.assert_allclose(rgb(out.get_frame(n)), ref[n], atol=2e-4)

@@ -10,12 +10,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vsvsr.nets.rvsr_arch import RVSRConfig, run_sequence  # noqa: E402
+from vsvsr.nets.blocks import charbonnier  # noqa: E402
+from vsvsr.nets.rvsr_arch import RVSRConfig  # noqa: E402
+from vsvsr.nets.rvsrf_arch import RVSRFConfig  # noqa: E402
+from vsvsr.nets.sequence import run_sequence  # noqa: E402
+from vsvsr.nets.sfsr_arch import SFSRConfig  # noqa: E402
+from vsvsr.training.__main__ import build_parser, config_from_args  # noqa: E402
 from vsvsr.training.checkpoint import LAST_NAME, load_checkpoint  # noqa: E402
+from vsvsr.training.clips import StateBank, unroll  # noqa: E402
 from vsvsr.training.config import MotionConfig, TrainConfig  # noqa: E402
 from vsvsr.training.degrade import downscale  # noqa: E402
 from vsvsr.training.sequences import SequenceSampler, synthetic_photos  # noqa: E402
-from vsvsr.training.trainer import Trainer, charbonnier, start_or_resume  # noqa: E402
+from vsvsr.training.trainer import Trainer, start_or_resume  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -75,8 +81,17 @@ def test_sampler_shapes_range_and_static_clips(photos: list[torch.Tensor]) -> No
     assert float((hr[:, 1:] - hr[:, :1]).abs().mean()) > 1e-3
 
 
-def test_loss_falls(tmp_path: Path, photos: list[torch.Tensor]) -> None:
-    cfg = tiny_config(tmp_path)
+ARCH_CASES = {
+    "rvsr-ri": {},
+    "rvsrf-pi": {"arch": RVSRFConfig(scale=2, width=8, blocks=1, hidden=4, flow_width=6),
+                 "scheme": "pi", "seq_length": 6, "reuse": 2, "iters": 80},
+    "sfsr-ri": {"arch": SFSRConfig(scale=2, width=8, blocks=1)},
+}
+
+
+@pytest.mark.parametrize("case", sorted(ARCH_CASES))
+def test_loss_falls(tmp_path: Path, photos: list[torch.Tensor], case: str) -> None:
+    cfg = tiny_config(tmp_path, **ARCH_CASES[case])
     trainer = Trainer(cfg, photos=photos)
     probe = SequenceSampler(photos, scale=2, crop=8, length=3, batch=8, supersample=2,
                             motion=cfg.motion, seed=99)
@@ -123,3 +138,100 @@ def test_request_stop_saves(tmp_path: Path, photos: list[torch.Tensor]) -> None:
     result = trainer.fit(progress_bar=False)
     assert result.stopped_by == "request" and result.iterations == 0
     assert load_checkpoint(result.checkpoint).iteration == 0
+
+
+def test_resume_is_exact_with_the_pi_state_bank(tmp_path: Path, photos: list[torch.Tensor]) -> None:
+    pi = {"scheme": "pi", "seq_length": 5, "reuse": 2, "iters": 7}
+    straight = Trainer(tiny_config(tmp_path / "a", **pi), photos=photos)
+    straight.fit(progress_bar=False)
+    first = Trainer(tiny_config(tmp_path / "b", **pi), photos=photos)
+    first.fit(max_steps=3, progress_bar=False)  # stops mid-way through a bank's reuse
+    second = start_or_resume(tiny_config(tmp_path / "b", **pi), resume=True, photos=photos)
+    second.fit(progress_bar=False)
+    for (name, a), b in zip(straight.net.state_dict().items(), second.net.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
+
+
+def sequential_states(net: torch.nn.Module, lr: torch.Tensor) -> list[torch.Tensor]:
+    """State after each frame of one (T, 3, h, w) sequence run from a reset."""
+    out, state, prev = [], net.initial_state(lr[:1]), lr[:1]
+    for t in range(lr.shape[0]):
+        _, state = net(lr[t:t + 1], prev, state, torch.full((1, 1, 1, 1), float(t)))
+        out.append(state[0])
+        prev = lr[t:t + 1]
+    return out
+
+
+def test_state_bank_starts_clips_from_stored_states(photos: list[torch.Tensor]) -> None:
+    """PI-BPTT: carried clips start from the state a sequential run has at that frame, with the
+    right step and previous frame; fresh ones from zeros; recomputed every ``reuse`` clips."""
+    cfg = tiny_config(Path("unused"))
+    from vsvsr.nets.rvsr_arch import RVSRNet
+
+    torch.manual_seed(0)
+    net = RVSRNet(cfg.arch)
+    torch.nn.init.normal_(net.to_residual.weight, std=0.05)
+    sampler = SequenceSampler(photos, scale=2, crop=8, length=10, batch=4, supersample=2,
+                              motion=MotionConfig(), seed=5)
+    bank = StateBank(sampler, clip_length=3, reuse=3, p_fresh=0.0, seed=1)
+    carried_seen = 0
+    with torch.no_grad():
+        for _ in range(3):
+            clip = bank.draw(net)
+            assert bank.refreshes == 1, "one computed state sequence serves `reuse` clips"
+            for b in range(4):
+                start = int(clip.step0[b])
+                assert torch.equal(clip.lr[b], bank.lr[b, start:start + 3])
+                if not clip.carried[b]:
+                    assert start == 0 and float(clip.state0[b].abs().max()) == 0.0
+                    continue
+                carried_seen += 1
+                want = sequential_states(net, bank.lr[b])[start - 1]
+                torch.testing.assert_close(clip.state0[b], want, atol=1e-5, rtol=1e-5)
+                assert float(clip.state0[b].abs().max()) > 0.01  # a real, non-zero state
+                assert torch.equal(clip.prev0[b], bank.lr[b, start - 1])
+        assert carried_seen >= 6
+        bank.draw(net)
+        assert bank.refreshes == 2
+        # a clip's unroll from its carried state differs from a cold start on the same frames
+        clip = bank.draw(net)
+        cold = type(clip)(lr=clip.lr, hr=clip.hr, state0=torch.zeros_like(clip.state0),
+                          prev0=clip.lr[:, 0], step0=torch.zeros_like(clip.step0),
+                          carried=torch.zeros_like(clip.carried))
+        warm_sr, _ = unroll(net, clip)
+        cold_sr, _ = unroll(net, cold)
+        carried = clip.carried
+        assert bool(carried.any())
+        assert float((warm_sr[carried] - cold_sr[carried]).abs().max()) > 1e-4
+    fresh_bank = StateBank(sampler, clip_length=3, reuse=3, p_fresh=1.0, seed=1)
+    clip = fresh_bank.draw(net)
+    assert not bool(clip.carried.any()) and float(clip.state0.abs().max()) == 0.0
+
+
+def test_yaml_config_and_command_line_overrides(tmp_path: Path) -> None:
+    yml = tmp_path / "exp.yaml"
+    yml.write_text("arch_name: rvsrf\narch: {scale: 4, width: 16}\nscheme: pi\nreuse: 3\n"
+                   f"minutes: 5\nout_dir: {tmp_path / 'run'}\ndata_dirs: [{tmp_path}]\n")
+    cfg = TrainConfig.from_yaml(yml)
+    assert cfg.arch == RVSRFConfig(scale=4, width=16) and cfg.scheme == "pi" and cfg.reuse == 3
+    args = build_parser().parse_args(["--config", str(yml), "--reuse", "5", "--no-step-cond"])
+    cfg2 = config_from_args(args)
+    assert cfg2.reuse == 5 and cfg2.arch == RVSRFConfig(scale=4, width=16, step_cond=False)
+    assert TrainConfig.from_dict(cfg2.to_dict()) == cfg2
+    yml.write_text("minutes: 5\nbogus_setting: 1\n")
+    with pytest.raises(ValueError, match="bogus_setting"):
+        TrainConfig.from_yaml(yml)
+
+
+def test_init_from_loads_weights_only(tmp_path: Path, photos: list[torch.Tensor]) -> None:
+    src = Trainer(tiny_config(tmp_path / "src", iters=2), photos=photos)
+    src.fit(progress_bar=False)
+    tuned = Trainer(tiny_config(tmp_path / "ft", scheme="pi", seq_length=4,
+                                init_from=str(tmp_path / "src" / LAST_NAME)), photos=photos)
+    assert tuned.iteration == 0
+    for a, b in zip(src.net.state_dict().values(), tuned.net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="not the requested"):
+        Trainer(tiny_config(tmp_path / "bad", arch=RVSRConfig(scale=2, width=16, blocks=1, hidden=4),
+                            init_from=str(tmp_path / "src" / LAST_NAME)), photos=photos)

@@ -8,13 +8,34 @@ from torch import nn
 
 from vsvsr.errors import ModelFileError
 from vsvsr.nets.rvsr_arch import RVSRConfig, RVSRNet
+from vsvsr.nets.rvsrf_arch import RVSRFConfig, RVSRFNet
+from vsvsr.nets.sfsr_arch import SFSRConfig, SFSRNet
 
-ARCHS: dict[str, tuple[type, type[nn.Module]]] = {"rvsr": (RVSRConfig, RVSRNet)}
+#: name -> (config dataclass, network). "rvsr": flow-free recurrent; "rvsrf": flow-aligned
+#: recurrent; "sfsr": the single-frame control.
+ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
+    "rvsr": (RVSRConfig, RVSRNet),
+    "rvsrf": (RVSRFConfig, RVSRFNet),
+    "sfsr": (SFSRConfig, SFSRNet),
+}
 
 
-def build_net(arch: str, config: dict[str, Any]) -> nn.Module:
-    """Instantiate architecture ``arch`` with ``config`` (untrained weights)."""
+def arch_config(arch: str, config: dict[str, Any]) -> Any:
+    """The config dataclass of architecture ``arch`` built from a plain dict."""
     if arch not in ARCHS:
         raise ModelFileError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHS))}")
-    config_cls, net_cls = ARCHS[arch]
-    return net_cls(config_cls(**config))
+    return ARCHS[arch][0](**config)
+
+
+def build_net(arch: str, config: dict[str, Any] | Any) -> nn.Module:
+    """Instantiate architecture ``arch`` with ``config`` (a dict or its dataclass; untrained)."""
+    cfg = arch_config(arch, config) if isinstance(config, dict) else config
+    return ARCHS[arch][1](cfg)
+
+
+def arch_name(config: Any) -> str:
+    """The registry name of a config dataclass instance."""
+    for name, (cfg_cls, _) in ARCHS.items():
+        if type(config) is cfg_cls:
+            return name
+    raise ModelFileError(f"no registered architecture has config type {type(config).__name__}")

@@ -1,23 +1,24 @@
-"""RVSR: a small causal recurrent super-resolution network.
+"""RVSR: the flow-free causal recurrent network (RLSP / RRN style).
 
-One step maps (current LR frame, previous LR frame, hidden state, step number) to
-(SR frame, new hidden state). The state carries learned features *and* the previous SR output
-folded to LR resolution (pixel-unshuffle, RLSP style), so the past detail is directly
-available to the next step. The SR frame is a bicubic upscale plus a learned residual, so
-colours stay right even for an untrained or struggling network.
-
-The step number (frames since the last reset) enters as a constant plane, clamped to
-``step_clamp`` and scaled to [0, 1] *inside* the network: the runtime passes the raw count
-and the normalization lives in one place, the exported graph.
+One step maps (current LR frame, previous LR frame, hidden state, step number) to (SR frame,
+new hidden state). The state carries learned features *and* the previous SR output folded to
+LR resolution (pixel-unshuffle, RLSP style), so past detail is directly available to the next
+step. The SR frame is a bicubic upscale plus a learned residual, so colours stay right even for
+an untrained or struggling network. Nothing is aligned: the trunk must learn to use unaligned
+past information through its receptive field, which is cheap but limits what moving content
+can borrow from the past (see ``rvsrf_arch`` for the flow-aligned variant).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from vsvsr.nets.blocks import ResBlock, bicubic_up, step_plane
 
 #: Names of the exported ONNX tensors; the runtime binds by these names.
 INPUT_NAMES = ("lr", "lr_prev", "state", "step")
@@ -33,6 +34,7 @@ class RVSRConfig:
     blocks: int = 4  #: residual blocks in the trunk
     hidden: int = 16  #: learned hidden-state channels (besides the folded previous output)
     step_clamp: int = 32  #: step numbers above this are treated as "long-running"
+    step_cond: bool = True  #: feed the step number (off: the plane is zero; for ablations)
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 3, 4):
@@ -46,20 +48,8 @@ class RVSRConfig:
         """Channels of the state tensor: hidden features + the folded previous SR frame."""
         return self.hidden + 3 * self.scale * self.scale
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class ResBlock(nn.Module):
-    """conv-ReLU-conv with an identity skip (EDSR style, no batch norm)."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
 
 
 class RVSRNet(nn.Module):
@@ -87,37 +77,17 @@ class RVSRNet(nn.Module):
         self, lr: torch.Tensor, lr_prev: torch.Tensor, state: torch.Tensor, step: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
-        t = torch.clamp(step, 0.0, float(c.step_clamp)) * (1.0 / c.step_clamp)
-        t_plane = t.reshape(-1, 1, 1, 1) * torch.ones_like(lr[:, :1])
+        t_plane = step_plane(step, lr, c.step_clamp, c.step_cond)
         x = torch.cat([lr, lr - lr_prev, state, t_plane], dim=1)
         f = F.relu(self.head(x))
         f = f + self.body(f)
         hidden = torch.tanh(self.to_hidden(f))
-        residual = F.pixel_shuffle(self.to_residual(f), c.scale)
-        base = F.interpolate(lr, scale_factor=c.scale, mode="bicubic", align_corners=False)
-        sr = base + residual
+        sr = bicubic_up(lr, c.scale) + F.pixel_shuffle(self.to_residual(f), c.scale)
         state_out = torch.cat([hidden, F.pixel_unshuffle(sr, c.scale)], dim=1)
         return sr, state_out
 
-
-def run_sequence(
-    net: RVSRNet, frames: torch.Tensor, resets: list[bool] | None = None
-) -> torch.Tensor:
-    """Run ``net`` causally over ``frames`` (N, T, 3, H, W); the sequential reference.
-
-    ``resets[t]`` restarts the recurrence at frame t (frame 0 always restarts). At a reset the
-    previous frame is the current one, the state is zeros and the step counter is 0.
-    """
-    n, length = frames.shape[:2]
-    outs = []
-    state = net.initial_state(frames[:, 0])
-    step = 0
-    prev = frames[:, 0]
-    for t in range(length):
-        cur = frames[:, t]
-        if t == 0 or (resets is not None and resets[t]):
-            state, step, prev = net.initial_state(cur), 0, cur
-        sr, state = net(cur, prev, state, cur.new_full((n, 1, 1, 1), float(step)))
-        outs.append(sr)
-        prev, step = cur, step + 1
-    return torch.stack(outs, dim=1)
+    def step_train(self, lr: torch.Tensor, lr_prev: torch.Tensor, state: torch.Tensor,
+                   step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``forward`` plus an auxiliary loss (none for this network)."""
+        sr, state_out = self(lr, lr_prev, state, step)
+        return sr, state_out, lr.new_zeros(())

@@ -12,7 +12,7 @@ class RecurrentStepper:
     """Wraps an :class:`Engine` whose model is recurrent.
 
     A reset is: state zeros, previous frame = current frame, step 0 (as
-    :func:`vsvsr.nets.rvsr_arch.run_sequence`, the reference, does).
+    :func:`vsvsr.nets.sequence.run_sequence`, the reference, does).
     """
 
     def __init__(self, engine: Engine) -> None:

@@ -1,9 +1,11 @@
-"""``python -m vsvsr.training``: train an RVSR model on pseudo-videos made from photos.
+"""``vsvsr train`` / ``python -m vsvsr.training``: train a vsvsr network (RI- or PI-BPTT).
 
-Example::
+Examples::
 
-    python -m vsvsr.training --scale 2 --data /work/shared/data/train_images \
-        --out runs/rvsr-x2 --minutes 55 --resume
+    vsvsr train --scale 4 --arch rvsrf --scheme pi --out runs/x4-flow --minutes 60 --resume
+    vsvsr train --config experiments/rvsrf-x4.yaml --resume      # settings from a YAML file
+
+Options given on the command line override the YAML file's settings.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from vsvsr.nets.rvsr_arch import RVSRConfig
-from vsvsr.training.config import DEFAULT_DATA_ROOT, TrainConfig
+from vsvsr.nets.arch_registry import ARCHS, arch_config
+from vsvsr.training.config import DEFAULT_DATA_ROOT, SCHEMES, TrainConfig
 from vsvsr.utils.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -29,44 +31,94 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vsvsr.training", description=__doc__,
+    p = argparse.ArgumentParser(prog="vsvsr train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4))
+    p.add_argument("--config", type=Path, default=None, metavar="YAML",
+                   help="experiment settings (TrainConfig keys); options below override them")
+    p.add_argument("--out", default=None, help="run folder for checkpoints (last.pt)")
+    p.add_argument("--scale", type=int, default=None, choices=(2, 3, 4), help="default 2")
+    p.add_argument("--arch", default=None, choices=sorted(ARCHS),
+                   help="rvsr (flow-free recurrent, default), rvsrf (flow-aligned recurrent), "
+                        "sfsr (single-frame control)")
+    p.add_argument("--scheme", default=None, choices=SCHEMES,
+                   help="ri: every clip starts from a zero state (default); pi: PI-BPTT")
     p.add_argument("--data", action="append", default=None, metavar="DIR",
                    help=f"folder of jpg/png photos, searched recursively; repeatable "
                         f"(default: {DEFAULT_DATA_ROOT})")
-    p.add_argument("--out", required=True, help="run folder for checkpoints (last.pt)")
+    p.add_argument("--video", action="append", default=None, metavar="PATH",
+                   help="real video for training: a video file, a folder of frames, or a folder "
+                        "of those; repeatable")
+    p.add_argument("--video-weight", type=float, default=None,
+                   help="share of batches from --video when photos are used too (default 0.5)")
+    p.add_argument("--init-from", default=None, metavar="CKPT",
+                   help="start from the weights of this checkpoint (same architecture)")
     p.add_argument("--minutes", type=float, default=None, help="total training-time budget")
     p.add_argument("--iters", type=int, default=None, help="total iteration budget")
     p.add_argument("--resume", action="store_true", help="continue OUT/last.pt if it exists")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--crop", type=int, default=32, help="LR crop size in pixels")
-    p.add_argument("--clip-length", type=int, default=8, help="BPTT clip length")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-min", type=float, default=1e-5)
-    p.add_argument("--warmup-iters", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    p.add_argument("--width", type=int, default=RVSRConfig.width)
-    p.add_argument("--blocks", type=int, default=RVSRConfig.blocks)
-    p.add_argument("--hidden", type=int, default=RVSRConfig.hidden)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--crop", type=int, default=None, help="LR crop size in pixels")
+    p.add_argument("--clip-length", type=int, default=None, help="BPTT clip length l")
+    p.add_argument("--seq-length", type=int, default=None, help="PI: training sequence length N")
+    p.add_argument("--reuse", type=int, default=None, help="PI: reuse factor R")
+    p.add_argument("--p-fresh", type=float, default=None, help="PI: share of fresh starts")
+    p.add_argument("--flow-loss", type=float, default=None, help="weight of the flow warp loss")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lr-min", type=float, default=None)
+    p.add_argument("--warmup-iters", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--checkpoint-minutes", type=float, default=None)
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--blocks", type=int, default=None)
+    p.add_argument("--hidden", type=int, default=None)
+    p.add_argument("--no-step-cond", action="store_true",
+                   help="do not feed the step number (ablation)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     return p
 
 
+#: command-line option -> TrainConfig field, for the plain (non-architecture) settings
+_PLAIN = {"out": "out_dir", "scheme": "scheme", "minutes": "minutes", "iters": "iters",
+          "threads": "threads", "batch": "batch", "crop": "crop", "clip_length": "clip_length",
+          "seq_length": "seq_length", "reuse": "reuse", "p_fresh": "p_fresh",
+          "flow_loss": "flow_loss", "lr": "lr", "lr_min": "lr_min",
+          "warmup_iters": "warmup_iters", "seed": "seed",
+          "checkpoint_minutes": "checkpoint_minutes", "video_weight": "video_weight",
+          "init_from": "init_from"}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    if args.minutes is None and args.iters is None:
-        raise SystemExit("vsvsr.training: give --minutes or --iters (or both)")
-    return TrainConfig(
-        arch=RVSRConfig(scale=args.scale, width=args.width, blocks=args.blocks,
-                        hidden=args.hidden),
-        data_dirs=tuple(args.data or [DEFAULT_DATA_ROOT]), clip_length=args.clip_length,
-        batch=args.batch, crop=args.crop, lr=args.lr, lr_min=args.lr_min,
-        warmup_iters=args.warmup_iters, iters=args.iters,
-        minutes=args.minutes, seed=args.seed, out_dir=args.out,
-        checkpoint_minutes=args.checkpoint_minutes, threads=args.threads,
-    )
+    """The YAML file's settings (or the defaults) overridden by the options given."""
+    if args.config is not None:
+        if not args.config.is_file():
+            raise SystemExit(f"vsvsr train: no config file at {args.config}")
+        data = TrainConfig.from_yaml(args.config).to_dict()
+    else:
+        data = {"data_dirs": [DEFAULT_DATA_ROOT], "warmup_iters": 500, "lr": 5e-4}
+    for opt, fld in _PLAIN.items():
+        value = getattr(args, opt)
+        if value is not None:
+            data[fld] = value
+    if args.data:
+        data["data_dirs"] = list(args.data)
+    if args.video:
+        data["video_paths"] = list(args.video)
+        if not args.data and args.config is None:  # only video unless photos were asked for
+            data["data_dirs"] = []
+    name = args.arch or data.get("arch_name", "rvsr")
+    arch = dict(data.get("arch", {})) if name == data.get("arch_name", "rvsr") else {}
+    for opt in ("scale", "width", "blocks", "hidden"):
+        if getattr(args, opt) is not None:
+            arch[opt] = getattr(args, opt)
+    arch.setdefault("scale", 2)
+    if args.no_step_cond:
+        arch["step_cond"] = False
+    data["arch_name"], data["arch"] = name, arch_config(name, arch).to_dict()
+    if data.get("minutes") is None and data.get("iters") is None:
+        raise SystemExit("vsvsr train: give --minutes or --iters (or both), here or in --config")
+    if not data.get("out_dir") or (args.config is None and args.out is None):
+        raise SystemExit("vsvsr train: give --out (the run folder) or out_dir in --config")
+    return TrainConfig.from_dict(data)
 
 
 def run_training(config: TrainConfig, *, resume: bool,

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
+from vsvsr.nets.arch_registry import ARCHS, arch_config, arch_name
 from vsvsr.nets.rvsr_arch import RVSRConfig
+from vsvsr.nets.rvsrf_arch import RVSRFConfig
+from vsvsr.nets.sfsr_arch import SFSRConfig
+
+#: Any architecture's config dataclass.
+ArchConfig = RVSRConfig | RVSRFConfig | SFSRConfig
+#: The training schemes: RI-BPTT (every clip starts fresh) and PI-BPTT (stored states).
+SCHEMES = ("ri", "pi")
 
 #: Where the shared training photographs live (never the ``real/`` evaluation clips).
 DEFAULT_DATA_ROOT = "/work/shared/data/train_images"
@@ -49,15 +58,27 @@ class TrainConfig:
     """
 
     # -- model ---------------------------------------------------------------------------------
-    arch: RVSRConfig = field(default_factory=RVSRConfig)
+    arch: ArchConfig = field(default_factory=RVSRConfig)  #: its type picks the architecture
+    # -- scheme --------------------------------------------------------------------------------
+    scheme: str = "ri"  #: "ri" (fresh zero state per clip) or "pi" (PI-BPTT state bank)
+    seq_length: int = 64  #: PI: frames of each training sequence run to fill the bank (N)
+    reuse: int = 8  #: PI: clips drawn from one computed state sequence before recomputing (R)
+    p_fresh: float = 0.25  #: PI: share of clips that still start from the reset state
+    flow_loss: float = 0.1  #: weight of a network's auxiliary loss (the flow net's warp loss)
     # -- data ----------------------------------------------------------------------------------
     data_dirs: tuple[str, ...] = ()  #: folders searched recursively for jpg/png photos
+    #: real video: video files, folders of frames, or folders of those (see ``video_source``)
+    video_paths: tuple[str, ...] = ()
+    video_weight: float = 0.5  #: share of batches drawn from ``video_paths`` when both are given
     presize: int = 2  #: photos are shrunk by this first (the JPEGs are compressed)
     supersample: int = 2  #: warps run at this multiple of HR, then get downscaled (sharp targets)
     motion: MotionConfig = field(default_factory=MotionConfig)
     clip_length: int = 8  #: BPTT length l; the state is zero at every clip start
     batch: int = 4
     crop: int = 32  #: LR crop size in pixels (HR is ``crop * scale``)
+    #: start from these weights (a ``last.pt`` of the same architecture): e.g. PI-BPTT
+    #: fine-tuning of an RI-trained model. Only the weights: optimiser and schedule start anew.
+    init_from: str | None = None
     # -- optimisation --------------------------------------------------------------------------
     lr: float = 1e-3
     lr_min: float = 1e-5
@@ -82,6 +103,16 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: iters must be >= 1, got {self.iters}")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError(f"TrainConfig: minutes must be > 0, got {self.minutes}")
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"TrainConfig: scheme must be one of {SCHEMES}, got {self.scheme!r}")
+        if self.scheme == "pi" and self.seq_length < self.clip_length:
+            raise ValueError(f"TrainConfig: seq_length {self.seq_length} must be >= clip_length "
+                             f"{self.clip_length}")
+        if not 0.0 <= self.video_weight <= 1.0:
+            raise ValueError(f"TrainConfig: video_weight must be in [0, 1], got {self.video_weight}")
+        if self.reuse < 1 or not 0.0 <= self.p_fresh <= 1.0 or self.flow_loss < 0:
+            raise ValueError("TrainConfig: need reuse >= 1, 0 <= p_fresh <= 1, flow_loss >= 0")
+        arch_name(self.arch)  # raises for a config type no architecture has
         for name in ("presize", "supersample", "clip_length", "batch", "crop", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig: {name} must be >= 1, got {getattr(self, name)}")
@@ -97,19 +128,48 @@ class TrainConfig:
     def scale(self) -> int:
         return self.arch.scale
 
+    @property
+    def arch_name(self) -> str:
+        """The registry name of the architecture (``rvsr``, ``rvsrf``, ``sfsr``)."""
+        return arch_name(self.arch)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, so checkpoints load with ``torch.load(weights_only=True)``."""
         data = asdict(self)
+        data["arch_name"] = self.arch_name
         data["data_dirs"] = list(self.data_dirs)
+        data["video_paths"] = list(self.video_paths)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """The inverse of :meth:`to_dict`; also reads partial dicts (YAML files): missing fields
+        take their defaults, unknown ones are an error naming them."""
         data = dict(data)
-        data["arch"] = RVSRConfig(**data["arch"])
-        data["motion"] = MotionConfig(**data["motion"])
-        data["data_dirs"] = tuple(data["data_dirs"])
+        name = data.pop("arch_name", "rvsr")  # checkpoints from before the registry: rvsr
+        if name not in ARCHS:
+            raise ValueError(f"TrainConfig: unknown arch_name {name!r}; known: {sorted(ARCHS)}")
+        data["arch"] = arch_config(name, dict(data.get("arch", {})))
+        data["motion"] = MotionConfig(**dict(data.get("motion", {})))
+        data["data_dirs"] = tuple(data.get("data_dirs", ()))
+        data["video_paths"] = tuple(data.get("video_paths", ()))
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown settings {sorted(unknown)}")
         return cls(**data)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """Read a YAML experiment file (the same keys as :meth:`to_dict`, all optional but a
+        budget)."""
+        from vsvsr.utils.lazy import lazy_import
+
+        yaml = lazy_import("yaml", "YAML training configs")
+        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"TrainConfig.from_yaml: {path} must hold a mapping of settings")
+        return cls.from_dict(data)
 
     def with_budget(self, *, iters: int | None = None, minutes: float | None = None,
                     **other: object) -> TrainConfig:

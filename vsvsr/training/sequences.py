@@ -181,16 +181,19 @@ class SequenceSampler:
         y1 = min(int(math.ceil(c0y + hi_y + margin)) + 1, ph)
         region = photo[:, y0:y1, x0:x1].float().div_(255.0)
         rh, rw = region.shape[1:]
-        # sampling grid: pixel-centre coordinates of the output, mapped into the region
-        u = torch.arange(q, dtype=torch.float64) - half
-        gy, gx = torch.meshgrid(u, u, indexing="ij")
+        # The camera is an affine map per frame: source px = R(t) * out px / zoom(t) + centre(t),
+        # with output pixel coordinates relative to the clip centre. affine_grid builds all
+        # sampling grids in one fused op from that map expressed in normalized coordinates
+        # (out px = xo_n * q / 2 for align_corners=False, in_n = (2 * in_px + 1) / size - 1).
         t = self.length
-        cos_t, sin_t = torch.from_numpy(cos)[:, None, None], torch.from_numpy(sin)[:, None, None]
-        z_t = torch.from_numpy(zoom)[:, None, None]
-        off = torch.from_numpy(offset)[:, :, None, None]
-        sx = c0x - x0 + off[:, 0] + (cos_t * gx - sin_t * gy) / z_t
-        sy = c0y - y0 + off[:, 1] + (sin_t * gx + cos_t * gy) / z_t
-        grid = torch.stack([(2 * sx + 1) / rw - 1, (2 * sy + 1) / rh - 1], dim=-1).float()
+        a = torch.from_numpy(np.stack([cos / zoom, -sin / zoom, sin / zoom, cos / zoom], 1))
+        cx0 = torch.from_numpy(c0x - x0 + offset[:, 0])
+        cy0 = torch.from_numpy(c0y - y0 + offset[:, 1])
+        theta = torch.stack([
+            torch.stack([a[:, 0] * q / rw, a[:, 1] * q / rw, (2 * cx0 + 1) / rw - 1], 1),
+            torch.stack([a[:, 2] * q / rh, a[:, 3] * q / rh, (2 * cy0 + 1) / rh - 1], 1),
+        ], 1).float()
+        grid = F.affine_grid(theta, [t, 3, q, q], align_corners=False)
         frames = F.grid_sample(region[None].expand(t, -1, -1, -1), grid, mode="bicubic",
                                padding_mode="reflection", align_corners=False)
         hr = downscale(frames.clamp_(0.0, 1.0), self.supersample)

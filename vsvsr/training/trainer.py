@@ -1,9 +1,10 @@
-"""BPTT training of the recurrent RVSR network on pseudo-video clips.
+"""Truncated-BPTT training of the vsvsr networks on pseudo-video clips (RI- or PI-BPTT).
 
-Every clip starts from the reset state the runtime uses (zero state, previous frame = current
-frame, step 0) and runs through :func:`run_sequence`, the same sequential reference the export is
-checked against, so training and inference cannot drift apart. The Charbonnier loss covers all
-frames of the clip, so early (little-history) and late frames both count.
+Clips come from a clip source (:mod:`vsvsr.training.clips`): fresh starts for the RI-BPTT
+baseline, or starts from a bank of stored states for PI-BPTT. Each clip runs through the network's
+own recurrent step with the runtime's reset semantics (zero state, previous frame = current,
+step 0), so training and inference cannot drift apart. The Charbonnier loss covers all frames of
+the clip, plus the network's auxiliary loss (the flow network's warp loss) times ``flow_loss``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from vsvsr.errors import NonFiniteError
-from vsvsr.nets.rvsr_arch import RVSRNet, run_sequence
+from vsvsr.nets.arch_registry import build_net
+from vsvsr.nets.blocks import charbonnier
 from vsvsr.training.checkpoint import LAST_NAME, TrainState, load_checkpoint, save_checkpoint
+from vsvsr.training.clips import FreshClips, StateBank, unroll
 from vsvsr.training.config import TrainConfig
 from vsvsr.training.sequences import SequenceSampler, load_photos
 
@@ -39,11 +43,6 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
     return 10.0 * math.log10(1.0 / max(mse, 1e-12))
 
 
-def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """Smooth L1: robust to the rare outlier pixel, yet differentiable at zero."""
-    return torch.sqrt((x - y) ** 2 + eps * eps).mean()
-
-
 def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
     """The baseline every model must beat: plain bicubic, clamped."""
     up = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
@@ -59,6 +58,8 @@ class StepStats:
     bicubic_psnr: float
     lr: float
     alive: float  #: share of active head units (a dead net sits near 0)
+    aux: float  #: the network's auxiliary loss (flow warp loss; 0 without one)
+    carried: float  #: share of clip items started from a stored state (PI-BPTT)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -90,17 +91,13 @@ class Trainer:
         self.config = config
         with torch.random.fork_rng():  # reproducible init without touching the global RNG
             torch.manual_seed(config.seed)
-            self.net = RVSRNet(config.arch)
+            self.net = build_net(config.arch_name, config.arch)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
-        if photos is None:
-            if not config.data_dirs:
-                raise ValueError("Trainer: config.data_dirs is empty and no photos were given")
-            photos = load_photos(config.data_dirs, config.presize)
-        self.sampler = SequenceSampler(
-            photos, scale=config.scale, crop=config.crop, length=config.clip_length,
-            batch=config.batch, supersample=config.supersample, motion=config.motion,
-            seed=config.seed,
-        )
+        self.sampler = make_sampler(config, photos)
+        self.clips: FreshClips | StateBank = (
+            StateBank(self.sampler, clip_length=config.clip_length, reuse=config.reuse,
+                      p_fresh=config.p_fresh, seed=config.seed)
+            if config.scheme == "pi" else FreshClips(self.sampler))
         self.iteration = 0
         self.elapsed = 0.0
         self.metrics: dict[str, float] = {}
@@ -109,10 +106,17 @@ class Trainer:
         # stuck at bicubic (what happened at lr 1e-3 without warm-up), so it is logged.
         self._alive: list[float] = []
         self.net.head.register_forward_hook(self._record_alive)
+        if state is None and config.init_from:
+            init = load_checkpoint(config.init_from)
+            if init.config.arch != config.arch:
+                raise ValueError(f"Trainer: init_from {config.init_from} is a {init.config.arch}, "
+                                 f"not the requested {config.arch}")
+            self.net.load_state_dict(init.model)
+            log.info("initialized from %s (iteration %d)", config.init_from, init.iteration)
         if state is not None:
             self.net.load_state_dict(state.model)
             self.optimizer.load_state_dict(state.optimizer)
-            self.sampler.load_state_dict(state.sampler)
+            self.clips.load_state_dict(state.sampler)
             if state.torch_rng is not None:
                 torch.set_rng_state(state.torch_rng)
             self.iteration, self.elapsed = state.iteration, state.elapsed
@@ -162,11 +166,12 @@ class Trainer:
         lr_rate = self.learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr_rate
-        lr, hr = self.sampler.sample()
         self.net.train()
+        clip = self.clips.draw(self.net)
+        lr, hr = clip.lr, clip.hr
         self._alive.clear()
-        sr = run_sequence(self.net, lr)
-        loss = charbonnier(sr, hr, c.charbonnier_eps)
+        sr, aux = unroll(self.net, clip)
+        loss = charbonnier(sr, hr, c.charbonnier_eps) + c.flow_loss * aux
         if not torch.isfinite(loss):
             raise NonFiniteError(f"Trainer.step: loss is {float(loss)} at iteration "
                                  f"{self.iteration}; lower lr or grad_clip and resume")
@@ -180,7 +185,8 @@ class Trainer:
             base = bicubic_upscale(lr.flatten(0, 1), c.scale).unflatten(0, (b, t))
             stats = StepStats(loss=float(loss), psnr=psnr(sr.detach().clamp(0, 1), hr),
                               bicubic_psnr=psnr(base, hr), lr=lr_rate,
-                              alive=sum(self._alive) / max(len(self._alive), 1))
+                              alive=sum(self._alive) / max(len(self._alive), 1),
+                              aux=float(aux), carried=float(clip.carried.float().mean()))
         self.iteration += 1
         self.elapsed += time.monotonic() - t0
         self._update_metrics(stats)
@@ -188,7 +194,7 @@ class Trainer:
 
     def _update_metrics(self, s: StepStats) -> None:
         for key, value in (("loss", s.loss), ("psnr", s.psnr), ("bicubic_psnr", s.bicubic_psnr),
-                           ("alive", s.alive)):
+                           ("alive", s.alive), ("aux", s.aux), ("carried", s.carried)):
             old = self.metrics.get(key)
             self.metrics[key] = value if old is None else old + EMA_ALPHA * (value - old)
 
@@ -209,7 +215,7 @@ class Trainer:
         last_ckpt = last_log = start
         bar = tqdm(total=c.iters, initial=self.iteration, disable=not progress_bar,
                    mininterval=0.5 if tty else 30.0, dynamic_ncols=True, unit="it",
-                   desc=f"rvsr-x{c.scale}")
+                   desc=f"{c.arch_name}-x{c.scale}-{c.scheme}")
         stopped_by = "budget"
         try:
             while True:
@@ -237,9 +243,11 @@ class Trainer:
                     rate = (now - start) / max(self.iteration - it_start, 1)
                     log.info(
                         "it %d  %.3f s/it  loss %.4f  psnr %.2f dB (bicubic %.2f, gain %+.2f)  "
-                        "alive %.0f%%  lr %.2e  progress %.1f%%  eta %s", self.iteration, rate,
-                        m["loss"], m["psnr"], m["bicubic_psnr"], m["psnr"] - m["bicubic_psnr"],
-                        100 * m["alive"], self.learning_rate(), 100 * self.progress(), _fmt(eta))
+                        "alive %.0f%%  aux %.4f  carried %.0f%%  lr %.2e  progress %.1f%%  eta %s",
+                        self.iteration, rate, m["loss"], m["psnr"], m["bicubic_psnr"],
+                        m["psnr"] - m["bicubic_psnr"], 100 * m["alive"], m["aux"],
+                        100 * m["carried"], self.learning_rate(), 100 * self.progress(),
+                        _fmt(eta))
                 if now - last_ckpt >= c.checkpoint_minutes * 60.0:
                     self.save()
                     last_ckpt = time.monotonic()
@@ -263,7 +271,7 @@ class Trainer:
         return TrainState(
             config=self.config, model=self.net.state_dict(),
             optimizer=self.optimizer.state_dict(), iteration=self.iteration,
-            elapsed=self.elapsed, sampler=self.sampler.state_dict(),
+            elapsed=self.elapsed, sampler=self.clips.state_dict(),
             torch_rng=torch.get_rng_state(), metrics=dict(self.metrics),
         )
 
@@ -281,6 +289,33 @@ def _fmt(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def make_sampler(config: TrainConfig, photos: Sequence[torch.Tensor] | None = None) -> Any:
+    """The data sampler: photo pseudo-videos, real video, or a mix of both (``video_weight``).
+
+    Its clip length is the PI-BPTT sequence length ``N`` or, for RI-BPTT, the clip length ``l``.
+    """
+    from vsvsr.training.video_source import MixedSampler, VideoClipSampler, load_sequences
+
+    length = config.seq_length if config.scheme == "pi" else config.clip_length
+    common = {"scale": config.scale, "crop": config.crop, "length": length,
+              "batch": config.batch, "seed": config.seed}
+    samplers, weights = [], []
+    if photos is None and config.data_dirs:
+        photos = load_photos(config.data_dirs, config.presize)
+    if photos:
+        samplers.append(SequenceSampler(photos, supersample=config.supersample,
+                                        motion=config.motion, **common))
+        weights.append(1.0 - config.video_weight if config.video_paths else 1.0)
+    if config.video_paths:
+        seqs = load_sequences(config.video_paths, presize=config.presize, max_frames=None)
+        samplers.append(VideoClipSampler(seqs, **common))
+        weights.append(config.video_weight if photos else 1.0)
+    if not samplers:
+        raise ValueError("Trainer: no training data: set data_dirs (photos) and/or video_paths")
+    return samplers[0] if len(samplers) == 1 else MixedSampler(samplers, weights,
+                                                                seed=config.seed)
 
 
 def start_or_resume(config: TrainConfig, *, resume: bool,

@@ -15,7 +15,11 @@ _EXTRAS: dict[str, str] = {
     "tensorrt": "tensorrt",
     "cupy": "cuda",
     "matplotlib": "train",
+    "yaml": "train",
+    "cv2": "train",
 }
+#: Modules whose pip distribution has another name, for the message.
+_DISTRIBUTIONS: dict[str, str] = {"cv2": "opencv-python-headless"}
 
 
 def lazy_import(module: str, feature: str) -> ModuleType:
@@ -31,7 +35,8 @@ def lazy_import(module: str, feature: str) -> ModuleType:
         top = module.split(".")[0]
         extra = _EXTRAS.get(top)
         hint = f"pip install 'vsvsr[{extra}]'" if extra else f"pip install {top}"
+        dist = f" ({_DISTRIBUTIONS[top]} on PyPI)" if top in _DISTRIBUTIONS else ""
         raise MissingDependencyError(
-            f"{feature} needs the '{top}' package, which could not be imported ({exc}); "
+            f"{feature} needs the '{top}' package{dist}, which could not be imported ({exc}); "
             f"install it with: {hint}"
         ) from exc
