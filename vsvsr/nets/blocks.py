@@ -8,15 +8,21 @@ from torch import nn
 
 
 class ResBlock(nn.Module):
-    """conv-ReLU-conv with an identity skip (EDSR style, no batch norm)."""
+    """conv-ReLU-conv with an identity skip (EDSR style, no batch norm).
 
-    def __init__(self, width: int) -> None:
+    ``leak`` > 0 makes it a leaky ReLU (BasicVSR's 0.1), whose units cannot die.
+    """
+
+    def __init__(self, width: int, leak: float = 0.0) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(width, width, 3, padding=1)
         self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+        self.leak = leak
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+        h = self.conv1(x)
+        h = F.leaky_relu(h, self.leak) if self.leak else F.relu(h)
+        return x + self.conv2(h)
 
 
 def step_plane(step: torch.Tensor, like: torch.Tensor, clamp: int, enabled: bool) -> torch.Tensor:

@@ -37,11 +37,27 @@ class TorchEngine(Engine):
     """A PyTorch module in eval mode, fed and read as NumPy arrays."""
 
     def __init__(self, path: str | Path, *, device: str = "cpu", threads: int = 0) -> None:
-        torch = lazy_import("torch", "the PyTorch backend")
         from vsvsr.nets.arch_registry import build_net
 
         data = load_checkpoint(path)
-        super().__init__(ModelDescriptor.from_json(data["descriptor"], source=str(path)))
+        descriptor = ModelDescriptor.from_json(data["descriptor"], source=str(path))
+        net = build_net(data["arch"], data["config"])
+        net.load_state_dict(data["state_dict"])
+        self._setup(net, descriptor, device=device, threads=threads)
+        self.path = Path(path)
+
+    @classmethod
+    def from_net(cls, net: Any, descriptor: ModelDescriptor, *, device: str = "cpu",
+                 threads: int = 0) -> TorchEngine:
+        """An engine around an in-memory network (e.g. a training checkpoint's)."""
+        engine = cls.__new__(cls)
+        engine._setup(net, descriptor, device=device, threads=threads)
+        engine.path = None
+        return engine
+
+    def _setup(self, net: Any, descriptor: ModelDescriptor, *, device: str, threads: int) -> None:
+        torch = lazy_import("torch", "the PyTorch backend")
+        super().__init__(descriptor)
         if device == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailableError("backend 'torch-cuda' needs a CUDA GPU visible to "
                                           "PyTorch; use backend='torch' or 'ort'")
@@ -49,11 +65,8 @@ class TorchEngine(Engine):
             torch.set_num_threads(threads)
         self._torch = torch
         self._device = torch.device(device)
-        net = build_net(data["arch"], data["config"])
-        net.load_state_dict(data["state_dict"])
         self._net = net.eval().to(self._device)
         self.backend = f"torch-{device}"
-        self.path = Path(path)
         d = self.descriptor
         f32 = np.dtype(np.float32)
         self.inputs = (TensorSpec("lr", (1, 3, None, None), f32),

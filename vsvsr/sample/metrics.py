@@ -1,51 +1,25 @@
 """Quality measures and pictures for the demo: Y-PSNR (the SR-benchmark convention) and a
 labelled side-by-side crop.
 
-Y-PSNR follows the usual super-resolution papers: 8-bit RGB -> BT.601 luma
-(``16 + 65.481 R + 128.553 G + 24.966 B`` with R, G, B in [0, 1]), ``scale`` pixels cropped
-from every border, PSNR against 255 per frame, averaged over frames.
+The Y-PSNR functions live in :mod:`vsvsr.evaluation.metrics` (the one implementation, shared
+with ``vsvsr eval``) and are re-exported here for the demo.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vsvsr.evaluation.metrics import PSNR_CAP, mean_y_psnr, y601, y_psnr
+
 if TYPE_CHECKING:
     import vapoursynth as vs
     from PIL import Image as PILImage
 
-#: PSNR reported for identical frames (keeps the JSON summary finite).
-PSNR_CAP = 100.0
-
-
-def y601(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 luma in [16, 235] of an (H, W, 3) uint8 (or 0-255 float) RGB image."""
-    x = rgb.astype(np.float64) / 255.0
-    return 16.0 + 65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]
-
-
-def y_psnr(test: np.ndarray, ref: np.ndarray, border: int = 0) -> float:
-    """PSNR (dB) of the BT.601 luma of ``test`` against ``ref``, ``border`` px cropped."""
-    if test.shape != ref.shape:
-        raise ValueError(f"y_psnr: shapes differ: {test.shape} vs {ref.shape}")
-    a, b = y601(test), y601(ref)
-    if border:
-        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
-    mse = float(np.mean((a - b) ** 2))
-    return PSNR_CAP if mse == 0 else min(PSNR_CAP, 10.0 * math.log10(255.0 ** 2 / mse))
-
-
-def mean_y_psnr(tests: Sequence[np.ndarray], refs: Sequence[np.ndarray],
-                border: int = 0) -> tuple[float, list[float]]:
-    """The mean over frames of :func:`y_psnr`, and the per-frame values."""
-    if len(tests) != len(refs):
-        raise ValueError(f"mean_y_psnr: {len(tests)} frames against {len(refs)} references")
-    per = [y_psnr(t, r, border) for t, r in zip(tests, refs, strict=True)]
-    return float(np.mean(per)), per
+__all__ = ["PSNR_CAP", "comparison_image", "detail_box", "mean_y_psnr", "rgb_frames", "y601",
+           "y_psnr"]
 
 
 def rgb_frames(clip: vs.VideoNode, *, matrix: str = "709") -> list[np.ndarray]:

@@ -78,3 +78,31 @@ def load_checkpoint(path: str | Path) -> TrainState:
         torch_rng=data["torch_rng"],
         metrics=dict(data["metrics"]),
     )
+
+
+def net_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, TrainState]:
+    """The network of a training checkpoint (``last.pt``), weights loaded, in eval mode, and
+    the checkpoint's state.
+
+    Raises:
+        ModelFileError: the file is missing, is not a vsvsr training checkpoint, or its weights
+            do not fit its architecture.
+    """
+    from vsvsr.errors import ModelFileError
+    from vsvsr.nets.arch_registry import build_net
+
+    src = Path(path)
+    try:
+        state = load_checkpoint(src)
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"training checkpoint {src} does not exist; check the path") from exc
+    except Exception as exc:  # torch.load, format and config errors: all "not readable"
+        raise ModelFileError(f"{src}: not a readable vsvsr training checkpoint ({exc}); "
+                             "give a last.pt written by vsvsr train") from exc
+    net = build_net(state.config.arch_name, state.config.arch)
+    try:
+        net.load_state_dict(state.model)
+    except RuntimeError as exc:
+        raise ModelFileError(f"{src}: the weights do not fit architecture "
+                             f"{state.config.arch_name!r}: {exc}") from exc
+    return net.eval(), state
