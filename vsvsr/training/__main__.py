@@ -93,6 +93,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if not args.config.is_file():
             raise SystemExit(f"vsvsr train: no config file at {args.config}")
         data = TrainConfig.from_yaml(args.config).to_dict()
+    elif args.resume and args.out and (Path(args.out) / "last.pt").is_file():
+        # continuing a run: its own settings are the base (budgets and threads may change)
+        from vsvsr.training.checkpoint import load_checkpoint
+
+        data = load_checkpoint(Path(args.out) / "last.pt").config.to_dict()
     else:
         data = {"data_dirs": [DEFAULT_DATA_ROOT], "warmup_iters": 500, "lr": 5e-4}
     for opt, fld in _PLAIN.items():
