@@ -235,3 +235,30 @@ def test_init_from_loads_weights_only(tmp_path: Path, photos: list[torch.Tensor]
     with pytest.raises(ValueError, match="not the requested"):
         Trainer(tiny_config(tmp_path / "bad", arch=RVSRConfig(scale=2, width=16, blocks=1, hidden=4),
                             init_from=str(tmp_path / "src" / LAST_NAME)), photos=photos)
+
+
+def test_export_command_makes_a_model_the_filter_backends_load(tmp_path: Path,
+                                                              photos: list[torch.Tensor]) -> None:
+    """vsvsr export: a flow-aligned checkpoint becomes ONNX + .pth that agree and self-describe."""
+    import numpy as np
+
+    from vsvsr.cli.main import main
+    from vsvsr.runtime.ort_backend import OrtEngine
+    from vsvsr.runtime.torch_backend import TorchEngine
+
+    arch = RVSRFConfig(scale=2, width=8, blocks=1, hidden=4, flow_width=6)
+    Trainer(tiny_config(tmp_path / "run", arch=arch, iters=2), photos=photos).fit(
+        progress_bar=False)
+    assert main(["export", str(tmp_path / "run" / LAST_NAME), "--name", "mine-x2",
+                 "--out", str(tmp_path / "m")]) == 0
+    ort, pt = OrtEngine(tmp_path / "m" / "mine-x2.onnx", threads=1), TorchEngine(
+        tmp_path / "m" / "mine-x2.pth", threads=1)
+    assert ort.descriptor == pt.descriptor
+    assert ort.descriptor.arch == "rvsrf" and ort.descriptor.training["iterations"] == 2
+    rng = np.random.default_rng(0)
+    feeds = {"lr": rng.random((1, 3, 12, 20), np.float32),
+             "lr_prev": rng.random((1, 3, 12, 20), np.float32),
+             "state": rng.random((1, arch.state_channels, 12, 20), np.float32),
+             "step": np.full((1, 1, 1, 1), 4.0, np.float32)}
+    np.testing.assert_allclose(ort.run(feeds)["sr"], pt.run(feeds)["sr"], atol=1e-4)
+    assert main(["export", str(tmp_path / "nope.pt"), "--name", "x"]) == 1
