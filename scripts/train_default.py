@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Train (or continue) one shipped default model, ``rvsr-x{S}``, and export it.
 
-The recipe is :func:`vsvsr.training.config.default_config`. Writes
+The recipe is the model's experiment file in ``configs/`` (``--config`` for another). Writes
 ``vsvsr/models/weights/rvsr-x{S}.pth`` and ``.onnx`` (descriptor with the training summary in
 both), then checks ONNX Runtime against PyTorch on random inputs and on real frames.
 ``--export-only`` exports the run's latest checkpoint as it is.
 
-    python scripts/train_default.py --scale 2 --minutes 55        # train/resume, then export
-    python scripts/train_default.py --scale 2 --export-only       # export runs/rvsr-x2/last.pt
+    python scripts/train_default.py --scale 4                # train/resume, then export
+    python scripts/train_default.py --scale 4 --export-only  # export the run's last.pt
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ if str(REPO) not in sys.path:  # run as a plain script from a checkout
 from plugin_build.export_checkpoint import export_checkpoint  # noqa: E402
 from vsvsr.training.__main__ import run_training  # noqa: E402
 from vsvsr.training.checkpoint import LAST_NAME  # noqa: E402
-from vsvsr.training.config import default_config  # noqa: E402
+from vsvsr.training.config import TrainConfig  # noqa: E402
 from vsvsr.training.degrade import downscale  # noqa: E402
 
 log = logging.getLogger("train_default")
@@ -60,23 +61,29 @@ def export(run_dir: Path, weights_dir: Path, scale: int) -> None:
           f"real frames {rep.max_abs_real:.2e}")
 
 
+#: The experiment behind each shipped default (see configs/README.md and docs/models.md).
+DEFAULT_CONFIGS = {2: REPO / "configs" / "x2-rvsr-pi-ft.yaml",
+                   4: REPO / "configs" / "x4-rvsrf-pi.yaml"}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", type=int, required=True, choices=(2, 4))
-    p.add_argument("--minutes", type=float, default=55.0, help="total training-time budget")
-    p.add_argument("--iters", type=int, default=None, help="total iteration budget (optional)")
-    p.add_argument("--run-dir", type=Path, default=None, help="default: runs/rvsr-x{S}")
+    p.add_argument("--config", type=Path, default=None,
+                   help="experiment YAML (default: the shipped model's, configs/)")
     p.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--export-only", action="store_true", help="export the latest checkpoint")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    run_dir = args.run_dir or REPO / "runs" / f"rvsr-x{args.scale}"
+    cfg = TrainConfig.from_yaml(args.config or DEFAULT_CONFIGS[args.scale])
+    if cfg.scale != args.scale:
+        raise SystemExit(f"train_default: {args.config} is a x{cfg.scale} experiment")
+    run_dir = Path(cfg.out_dir) if Path(cfg.out_dir).is_absolute() else REPO / cfg.out_dir
     if not args.export_only:
-        cfg = default_config(args.scale, minutes=args.minutes, iters=args.iters,
-                             out_dir=str(run_dir), threads=args.threads)
+        cfg = replace(cfg, out_dir=str(run_dir), threads=args.threads)
         _, result = run_training(cfg, resume=True, progress_bar=not args.no_progress)
         if result.stopped_by == "request":
             log.warning("training was interrupted; exporting the checkpoint anyway")

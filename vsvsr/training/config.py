@@ -180,21 +180,3 @@ class TrainConfig:
         if minutes is not None:
             changes["minutes"] = minutes
         return replace(self, **changes)
-
-
-def default_config(scale: int, **overrides: object) -> TrainConfig:
-    """The settings of the shipped ``rvsr-x{scale}`` models (CPU-sized: ~0.3 s an iteration)."""
-    crop = {2: 36, 3: 32, 4: 32}[scale]
-    base: dict[str, Any] = {
-        "arch": RVSRConfig(scale=scale),
-        "data_dirs": (DEFAULT_DATA_ROOT,),
-        "clip_length": 8,
-        "batch": 4,
-        "crop": crop,
-        "minutes": 55.0,
-        "warmup_iters": 500,
-        "lr": 5e-4,  # with 1e-3 and no warm-up the head's ReLUs died within 25 steps
-        "out_dir": f"runs/rvsr-x{scale}",
-    }
-    base.update(overrides)
-    return TrainConfig(**base)
