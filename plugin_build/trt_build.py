@@ -31,8 +31,7 @@ from vsvsr.errors import ModelFileError, VsvsrError
 from vsvsr.models.descriptor import ModelDescriptor
 from vsvsr.models.registry import ModelFiles, file_sha256, resolve_model
 from vsvsr.runtime.engine_key import BuildOptions, BuildOptionsError, EngineKey
-from vsvsr.runtime.engine_manifest import (EngineManifest, EngineMismatchError, paths_for,
-                                           write_manifest)
+from vsvsr.runtime.engine_manifest import EngineManifest, EngineMismatchError, paths_for, write_manifest
 from vsvsr.runtime.gpu_info import GpuInfo, query_gpu
 from vsvsr.runtime.trt_common import is_strongly_typed_only, make_logger, tensorrt_version
 from vsvsr.utils.atomic import atomic_write_bytes

@@ -1,8 +1,9 @@
 """Backend discovery and ``backend="auto"``: the best available engine for a model.
 
-Order for ``auto``: TensorRT (once its backend exists, see the TensorRT issue), ONNX Runtime on
-CUDA, PyTorch on CUDA, ONNX Runtime on the CPU. Probing CUDA never imports torch on a machine
-without a CUDA driver, so the CPU filter path stays free of PyTorch.
+Order for ``auto``: TensorRT (when an engine for this model, size and GPU exists, see
+``vsvsr build``), ONNX Runtime on CUDA, PyTorch on CUDA, ONNX Runtime on the CPU. Probing CUDA
+never imports torch on a machine without a CUDA driver, so the CPU filter path stays free of
+PyTorch.
 """
 
 from __future__ import annotations
@@ -50,9 +51,7 @@ def _has(module: str) -> bool:
 @cache
 def backend_status() -> tuple[BackendStatus, ...]:
     """Probe every backend once per process."""
-    out = []
-    out.append(BackendStatus("tensorrt", False, "not built into this version yet"
-                             if _has("tensorrt") else "the 'tensorrt' package is not installed"))
+    out = [_tensorrt_status()]
     if _has("onnxruntime"):
         from vsvsr.runtime.ort_backend import ort_providers
 
@@ -81,6 +80,22 @@ def backend_status() -> tuple[BackendStatus, ...]:
     return tuple(sorted(out, key=lambda s: order[s.name]))
 
 
+def _tensorrt_status() -> BackendStatus:
+    if not _has("tensorrt"):
+        return BackendStatus("tensorrt", False, "the 'tensorrt' package is not installed "
+                             "(pip install 'vsvsr[tensorrt]')")
+    if not _has("cupy"):
+        return BackendStatus("tensorrt", False, "TensorRT's device buffers need CuPy "
+                             "(pip install 'vsvsr[cuda]')")
+    from vsvsr.runtime.gpu_info import query_gpu
+
+    gpu = query_gpu()
+    if gpu is None:
+        return BackendStatus("tensorrt", False, "no NVIDIA GPU / CUDA driver visible")
+    return BackendStatus("tensorrt", True, f"{gpu.name}, sm{gpu.compute_capability}; engines "
+                         "from 'vsvsr build'")
+
+
 def normalize_backend(name: str) -> str:
     name = ALIASES.get(name.lower(), name.lower())
     if name != "auto" and name not in BACKENDS:
@@ -89,7 +104,7 @@ def normalize_backend(name: str) -> str:
     return name
 
 
-def pick_backend(requested: str, files: ModelFiles) -> str:
+def pick_backend(requested: str, files: ModelFiles, *, skip: tuple[str, ...] = ()) -> str:
     """Resolve ``requested`` (possibly ``auto``) to a backend that can run ``files``."""
     requested = normalize_backend(requested)
     status = {s.name: s for s in backend_status()}
@@ -101,17 +116,48 @@ def pick_backend(requested: str, files: ModelFiles) -> str:
         return requested
     for name in BACKENDS:
         needs = files.pth if name.startswith("torch") else files.onnx
-        if needs is not None and status[name].available:
+        if needs is not None and status[name].available and name not in skip:
             return name
     raise BackendUnavailableError(
         f"no backend can run model {files.name!r} here: "
         + "; ".join(f"{s.name}: {s.detail}" for s in status.values() if not s.available))
 
 
-def open_engine(model: str | os.PathLike[str], backend: str = "auto", *, threads: int = 0) -> Engine:
-    """Load ``model`` (built-in name or file) on ``backend`` and return its engine."""
+def _open_tensorrt(files: ModelFiles, size: tuple[int, int] | None) -> Engine:
+    if size is None:
+        raise BackendUnavailableError("backend 'tensorrt' needs the input size to pick an "
+                                      "engine; it is known inside vsvsr.recurrent")
+    if files.onnx is None:
+        raise ModelFileError(f"model {files.name!r} has no .onnx file, which TensorRT needs")
+    from vsvsr.runtime.ort_backend import read_onnx_descriptor
+    from vsvsr.runtime.tensorrt_backend import open_tensorrt_engine
+
+    return open_tensorrt_engine(files, read_onnx_descriptor(files.onnx), size)
+
+
+def open_engine(model: str | os.PathLike[str], backend: str = "auto", *, threads: int = 0,
+                size: tuple[int, int] | None = None) -> Engine:
+    """Load ``model`` (built-in name or file) on ``backend`` and return its engine.
+
+    Args:
+        size: the LR input (width, height), which TensorRT engines are built for.
+    """
+    from vsvsr.runtime.engine_manifest import EngineNotFoundError
+
     files = resolve_model(model)
-    name = pick_backend(backend, files)
+    requested = normalize_backend(backend)
+    name = pick_backend(requested, files)
+    if name == "tensorrt":
+        try:
+            engine = _open_tensorrt(files, size)
+            engine.model_sha256 = files.sha256
+            log.info("vsvsr: model %s on backend %s", files.name, engine.backend)
+            return engine
+        except (EngineNotFoundError, BackendUnavailableError) as exc:
+            if requested != "auto":
+                raise
+            log.warning("vsvsr: no TensorRT engine used (%s); trying the next backend", exc)
+            name = pick_backend("auto", files, skip=("tensorrt",))
     if name.startswith("torch"):
         if files.pth is None:
             raise ModelFileError(f"model {files.name!r} has no .pth file, which the PyTorch "

@@ -136,7 +136,7 @@ def recurrent(
     out_fmt = formats.check_output_format(output_format, FUNC)
     if warmup is not None and (not isinstance(warmup, int) or warmup < 0):
         raise ClipFormatError(f"{FUNC}: warmup must be a non-negative number of frames or None")
-    engine = open_engine(model, backend, threads=threads)
+    engine = open_engine(model, backend, threads=threads, size=(info.width, info.height))
     try:
         stepper = RecurrentStepper(engine)
         _check_size(engine, info)
