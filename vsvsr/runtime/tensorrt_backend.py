@@ -177,8 +177,15 @@ def open_tensorrt_engine(files: ModelFiles, descriptor: ModelDescriptor, size: t
                          *, options: BuildOptions | None = None, device: Device | None = None,
                          engine_path: str | Path | None = None, build_missing: bool = False,
                          use_graphs: bool = True, dirs: list[Path] | None = None,
-                         gpu: GpuInfo | None = None) -> DeviceEngine:
-    """Load the TensorRT engine of ``files`` for LR ``size`` (width, height)."""
+                         gpu: GpuInfo | None = None, streams: int = 1) -> DeviceEngine | StreamPool:
+    """Load the TensorRT engine of ``files`` for LR ``size`` (width, height).
+
+    ``streams > 1`` (stateless models only) gives a :class:`StreamPool` of that many
+    execution contexts, one stream each, over one deserialized engine.
+    """
+    if streams > 1 and descriptor.recurrent:
+        raise ModelFileError(f"model {descriptor.name!r} is recurrent: its frames depend on each "
+                             "other in order, so it runs on one stream (streams=1)")
     trt = load_tensorrt()
     gpu = gpu or query_gpu()
     if gpu is None:
@@ -190,11 +197,13 @@ def open_tensorrt_engine(files: ModelFiles, descriptor: ModelDescriptor, size: t
                                    engine_path=engine_path, build_missing=build_missing, dirs=dirs)
     engine, logger = deserialize(trt, path, manifest.key)
     device = device or default_device()
-    executor = TrtExecutor(trt, engine, device, model_input_shapes(descriptor, size), logger)
-    out = DeviceEngine(descriptor, executor, device, backend="tensorrt", use_graphs=use_graphs)
-    out.path = path  # type: ignore[attr-defined]
-    log.info("vsvsr: TensorRT engine %s", path)
-    return out
+    shapes = model_input_shapes(descriptor, size)
+    engines = [DeviceEngine(descriptor, TrtExecutor(trt, engine, device, shapes, logger), device,
+                            backend="tensorrt", use_graphs=use_graphs) for _ in range(streams)]
+    for e in engines:
+        e.path = path  # type: ignore[attr-defined]
+    log.info("vsvsr: TensorRT engine %s (%d stream(s))", path, streams)
+    return engines[0] if streams == 1 else StreamPool(engines)
 
 
 class StreamPool(Engine):
