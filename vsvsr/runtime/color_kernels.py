@@ -217,7 +217,9 @@ CUDA_SOURCE = r"""
 template<typename T> __device__ __forceinline__ float ld(const T* p, int i) { return (float)p[i]; }
 template<> __device__ __forceinline__ float ld<__half>(const __half* p, int i) { return __half2float(p[i]); }
 template<typename T> __device__ __forceinline__ void st(T* p, int i, float v) { p[i] = (T)v; }
-template<> __device__ __forceinline__ void st<__half>(__half* p, int i, float v) { p[i] = __float2half_rn(v); }
+template<> __device__ __forceinline__ void st<__half>(__half* p, int i, float v) {
+    p[i] = __float2half_rn(v);
+}
 __device__ __forceinline__ float clamp01(float v) { return fminf(fmaxf(v, 0.f), 1.f); }
 
 template<typename T>
