@@ -162,10 +162,18 @@ def open_engine(model: str | os.PathLike[str], backend: str = "auto", *, threads
         if files.pth is None:
             raise ModelFileError(f"model {files.name!r} has no .pth file, which the PyTorch "
                                  "backend needs; use backend='ort'")
-        from vsvsr.runtime.torch_backend import TorchEngine
+        engine: Engine
+        if name == "torch-cuda" and size is not None and _has("cupy"):
+            # fp16 + CUDA graphs on the shared device buffers (VSVSR_TORCH_FP32=1: fp32)
+            from vsvsr.runtime.torch_cuda_backend import open_torch_cuda_engine
 
-        engine: Engine = TorchEngine(files.pth, device="cuda" if name == "torch-cuda" else "cpu",
-                                     threads=threads)
+            engine = open_torch_cuda_engine(files.pth, size,
+                                            fp16=os.environ.get("VSVSR_TORCH_FP32") != "1")
+        else:
+            from vsvsr.runtime.torch_backend import TorchEngine
+
+            engine = TorchEngine(files.pth, device="cuda" if name == "torch-cuda" else "cpu",
+                                 threads=threads)
     else:
         if files.onnx is None:
             raise ModelFileError(f"model {files.name!r} has no .onnx file, which backend "
