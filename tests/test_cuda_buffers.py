@@ -66,3 +66,29 @@ def test_pipeline_matches_the_reference_chain(tmp_path, random_model, standin, f
     with pytest.raises(RuntimeError, match="uncollected"):
         for _ in range(3):
             pipe.submit(split_planes(frames[0], IN, W, H), dstate, 0, reset=True)
+
+
+def test_gpu_bench_script_runs_on_the_fake_device(tmp_path, random_model, standin, fake_gpu,
+                                                  fake_device, monkeypatch) -> None:
+    """scripts/gpu_bench.py's measuring code, on the stand-ins (its numbers mean nothing here)."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "scripts" / "gpu_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    build_engines(str(random_model), BuildOptions(sizes=((W, H),), precision="fp16"),
+                  tmp_path / "e", echo=lambda m: None)
+
+    def fake_open(backend, model, size, fp16):
+        return open_tensorrt_engine(resolve_model(str(random_model)),
+                                    read_onnx_descriptor(random_model), size, device=fake_device,
+                                    options=BuildOptions(sizes=(size,), precision="fp16"),
+                                    dirs=[tmp_path / "e"])
+
+    monkeypatch.setattr(bench, "open_engine", fake_open)
+    row = bench.bench_case("tensorrt", "random-x2", (W, H), True, frames=4, warmup=2)
+    assert row["out"] == f"{2 * W}x{2 * H}" and row["fps"] > 0 and row["compute_ms"] > 0
+    assert row["bytes_in"] == W * H * 3 // 2 * 2  # 10-bit 4:2:0: 1.5 samples of 2 bytes
+    assert "| tensorrt | random-x2 | fp16 |" in bench.markdown({"gpu": "x", "date": "d", "rows": [row]})

@@ -1,5 +1,5 @@
 """Colour conversion for the device path: the NumPy reference against VapourSynth's resize
-(CPU), and the CUDA kernels against the reference (``gpu`` marker, scripts/gpu_check.sh)."""
+(CPU). The CUDA kernels are checked against this reference in ``test_cuda_gpu.py``."""
 
 from __future__ import annotations
 
@@ -131,46 +131,3 @@ def test_unsupported_device_formats_are_refused() -> None:
         FrameFormat(yuv=True, bits=8, matrix=10)
     with pytest.raises(ValueError, match="subsampling"):
         FrameFormat(yuv=True, bits=8, ssw=0, ssh=1)
-
-
-# -- the CUDA kernels (GPU only) -------------------------------------------------------------------
-FORMATS = [
-    FrameFormat(yuv=True, bits=8, ssw=1, ssh=1, matrix=1),
-    FrameFormat(yuv=True, bits=10, ssw=1, ssh=1, matrix=9, chroma_location=2),
-    FrameFormat(yuv=True, bits=10, ssw=1, ssh=0, matrix=1, full_range=True, chroma_location=1),
-    FrameFormat(yuv=True, bits=16, matrix=6),
-    FrameFormat(yuv=False, bits=8),
-    FrameFormat(yuv=False, bits=16, is_float=True),
-    FrameFormat(yuv=False, bits=32, is_float=True),
-]
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"{'yuv' if f.yuv else 'rgb'}{f.bits}-{f.ssw}{f.ssh}")
-@pytest.mark.parametrize("model_dtype", [np.float32, np.float16])
-def test_cuda_kernels_match_the_reference(fmt: FrameFormat, model_dtype) -> None:
-    cp = pytest.importorskip("cupy")
-    from vsvsr.runtime.cuda_device import CupyDevice
-
-    dev = CupyDevice()
-    kernels = dev.kernels()
-    stream = dev.new_stream()
-    w, h = 1920 // 4 + 3, 1080 // 4 + 1  # odd sizes: edges and partial blocks
-    rng = np.random.default_rng(0)
-    if fmt.is_float:
-        frame = rng.random(fmt.frame_elements(w, h)).astype(fmt.dtype)
-    else:
-        frame = rng.integers(0, 1 << fmt.bits, fmt.frame_elements(w, h)).astype(fmt.dtype)
-    src = cp.asarray(frame)
-    model = cp.empty((1, 3, h, w), model_dtype)
-    kernels.to_model(src, model, fmt, w, h, stream)
-    out = cp.empty(fmt.frame_elements(w, h), fmt.dtype)
-    kernels.from_model(model, out, fmt, w, h, stream)
-    stream.synchronize()
-    ref_model = to_model_ref(frame, fmt, w, h, model_dtype)
-    tol = 2e-3 if model_dtype == np.float16 else 2e-6
-    np.testing.assert_allclose(cp.asnumpy(model).astype(np.float32),
-                               ref_model.astype(np.float32), atol=tol)
-    ref_out = from_model_ref(cp.asnumpy(model), fmt)
-    diff = np.abs(cp.asnumpy(out).astype(np.float64) - ref_out.astype(np.float64))
-    assert diff.max() <= (1e-3 if fmt.is_float else 1)  # one code value: float rounding at .5
