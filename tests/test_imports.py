@@ -30,3 +30,16 @@ out.get_frame(2)
 print('torch' in sys.modules, 'onnxruntime' in sys.modules)
 """
     assert run_py(code).split() == ["False", "True"]
+
+
+def test_gpu_modules_import_without_their_heavy_packages() -> None:
+    """The TensorRT/CUDA modules load (and the CLI lists 'build') with no tensorrt, CuPy or
+    PyTorch imported: those come in lazily, with an install hint, when used."""
+    code = """
+import sys
+import plugin_build.trt_build, plugin_build.onnx_fp16, vsvsr.cli.build, vsvsr.cli.main
+import vsvsr.runtime.tensorrt_backend, vsvsr.runtime.cuda_buffers, vsvsr.runtime.cuda_device
+import vsvsr.runtime.torch_cuda_backend, vsvsr.runtime.color_kernels, vsvsr.runtime.gpu_info
+print(*(m in sys.modules for m in ('tensorrt', 'cupy', 'torch')))
+"""
+    assert run_py(code).split() == ["False", "False", "False"]
