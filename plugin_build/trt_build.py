@@ -161,7 +161,11 @@ def build_plan(trt: ModuleType, onnx_bytes: bytes, key: EngineKey, options: Buil
     if options.hw_compat == "ampere-plus":
         config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
     elif options.hw_compat == "same-compute-capability":
-        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY
+        level = getattr(trt.HardwareCompatibilityLevel, "SAME_COMPUTE_CAPABILITY", None)
+        if level is None:
+            raise BuildOptionsError(f"TensorRT {key.trt_version} has no same-compute-capability "
+                                    "hardware compatibility; use --hw-compat ampere-plus or none")
+        config.hardware_compatibility_level = level
     if not key.strongly_typed:
         if options.precision == "fp16":
             config.set_flag(trt.BuilderFlag.FP16)

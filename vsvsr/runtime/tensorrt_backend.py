@@ -71,8 +71,10 @@ class TrtExecutor:
     """One TensorRT execution context with every I/O tensor bound by name."""
 
     def __init__(self, trt: ModuleType, engine: Any, device: Device,
-                 input_shapes: dict[str, tuple[int, ...]], logger: Any) -> None:
+                 input_shapes: dict[str, tuple[int, ...]], logger: Any,
+                 runtime: Any = None) -> None:
         self.trt, self.engine, self.device, self.logger = trt, engine, device, logger
+        self.runtime = runtime  # TensorRT needs the IRuntime alive while its engine is
         self.context = engine.create_execution_context()
         if self.context is None:
             raise TrtRuntimeError("TensorRT could not create an execution context: "
@@ -113,7 +115,9 @@ class TrtExecutor:
         self.device.launch(graph, stream)
 
     def close(self) -> None:
-        self.context = None
+        self.context = None  # context before engine before runtime, as TensorRT requires
+        self.engine = None
+        self.runtime = None
 
 
 def want_key(trt: ModuleType, descriptor: ModelDescriptor, files_sha256: str,
@@ -159,8 +163,9 @@ def locate_engine(trt: ModuleType, files: ModelFiles, descriptor: ModelDescripto
     return verify_engine(built.manifest, want)
 
 
-def deserialize(trt: ModuleType, engine_path: Path, key: EngineKey) -> tuple[Any, Any]:
-    """(ICudaEngine, logger); a plan TensorRT cannot load is an :class:`EngineMismatchError`."""
+def deserialize(trt: ModuleType, engine_path: Path, key: EngineKey) -> tuple[Any, Any, Any]:
+    """(ICudaEngine, logger, IRuntime); a plan TensorRT cannot load is an
+    :class:`EngineMismatchError`. The runtime must outlive the engine: keep it."""
     logger = make_logger(trt)
     runtime = trt.Runtime(logger)
     engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
@@ -169,8 +174,7 @@ def deserialize(trt: ModuleType, engine_path: Path, key: EngineKey) -> tuple[Any
             f"TensorRT {tensorrt_version(trt)} cannot load {engine_path} ("
             + (" | ".join(logger.errors) or "no reason given")
             + f"); rebuild it with: {rebuild_hint(key)}")
-    engine._vsvsr_runtime = runtime  # the runtime must outlive the engine
-    return engine, logger
+    return engine, logger, runtime
 
 
 def open_tensorrt_engine(files: ModelFiles, descriptor: ModelDescriptor, size: tuple[int, int],
@@ -195,11 +199,12 @@ def open_tensorrt_engine(files: ModelFiles, descriptor: ModelDescriptor, size: t
         "VSVSR_TRT_PRECISION", "fp16"))
     path, manifest = locate_engine(trt, files, descriptor, size, options, gpu,
                                    engine_path=engine_path, build_missing=build_missing, dirs=dirs)
-    engine, logger = deserialize(trt, path, manifest.key)
+    engine, logger, runtime = deserialize(trt, path, manifest.key)
     device = device or default_device()
     shapes = model_input_shapes(descriptor, size)
-    engines = [DeviceEngine(descriptor, TrtExecutor(trt, engine, device, shapes, logger), device,
-                            backend="tensorrt", use_graphs=use_graphs) for _ in range(streams)]
+    engines = [DeviceEngine(descriptor, TrtExecutor(trt, engine, device, shapes, logger, runtime),
+                            device, backend="tensorrt", use_graphs=use_graphs)
+               for _ in range(streams)]
     for e in engines:
         e.path = path  # type: ignore[attr-defined]
     log.info("vsvsr: TensorRT engine %s (%d stream(s))", path, streams)

@@ -434,6 +434,9 @@ class Runtime:
 
 
 class ICudaEngine:
+    # pybind11 objects take no new attributes; neither does the stand-in.
+    __slots__ = ("_io", "_order", "onnx_bytes", "logger", "header")
+
     def __init__(self, header: dict, onnx_bytes: bytes, logger: ILogger) -> None:
         self._io = {t["name"]: t for t in header["io"]}
         self._order = [t["name"] for t in header["io"]]
@@ -485,6 +488,8 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 
 class IExecutionContext:
+    __slots__ = ("engine", "_shapes", "_addresses", "_sess", "_out_shape_cache", "executions")
+
     def __init__(self, engine: ICudaEngine) -> None:
         self.engine = engine
         self._shapes: dict[str, tuple[int, ...]] = {}
