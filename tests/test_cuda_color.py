@@ -131,3 +131,49 @@ def test_unsupported_device_formats_are_refused() -> None:
         FrameFormat(yuv=True, bits=8, matrix=10)
     with pytest.raises(ValueError, match="subsampling"):
         FrameFormat(yuv=True, bits=8, ssw=0, ssh=1)
+
+
+def _nvrtc():
+    """libnvrtc from the pip CUDA packages (PyTorch brings them), or None."""
+    import ctypes
+    import glob
+    import site
+
+    for base in site.getsitepackages():
+        for lib in sorted(glob.glob(f"{base}/nvidia/cu*/lib/libnvrtc.so.*")):
+            if ".alt." in lib:
+                continue
+            for builtins in glob.glob(lib.replace("libnvrtc.so", "libnvrtc-builtins.so") + "*"):
+                ctypes.CDLL(builtins, mode=ctypes.RTLD_GLOBAL)  # nvrtc dlopens it by name
+            include = lib.rsplit("/lib/", 1)[0] + "/include"
+            return ctypes.CDLL(lib), include
+    return None
+
+
+def test_cuda_kernels_compile_with_nvrtc() -> None:
+    """The kernel source compiles (to PTX, no GPU needed) for every type pair CuPy asks for."""
+    import ctypes
+
+    from vsvsr.runtime.color_kernels import CUDA_SOURCE, CupyColorKernels
+
+    found = _nvrtc()
+    if found is None:
+        pytest.skip("no libnvrtc in the pip CUDA packages")
+    lib, include = found
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), CUDA_SOURCE.encode(), b"k.cu", 0, None, None) == 0
+    names = CupyColorKernels.kernel_names()
+    for name in names:
+        assert lib.nvrtcAddNameExpression(prog, name.encode()) == 0
+    opts = [b"-std=c++14", b"-arch=compute_75", f"-I{include}".encode()]
+    rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(max(1, size.value))
+    lib.nvrtcGetProgramLog(prog, log)
+    if rc != 0 and b"libnvrtc-builtins" in log.value:
+        pytest.skip("libnvrtc-builtins could not be loaded here")
+    assert rc == 0, log.value.decode()
+    lowered = ctypes.c_char_p()
+    assert all(lib.nvrtcGetLoweredName(prog, n.encode(), ctypes.byref(lowered)) == 0 for n in names)
+    assert len(names) == 24

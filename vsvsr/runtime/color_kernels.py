@@ -337,15 +337,19 @@ class CupyColorKernels:
 
     def __init__(self, cp: Any) -> None:
         self.cp = cp
-        names = []
-        for ti in _CTYPES.values():
-            for to in ("float", "__half"):
-                names.append(f"to_model<{ti}, {to}>")
-                names.append(f"from_model_main<{to}, {ti}>")
-                names.append(f"from_model_chroma<{to}, {ti}>")
-        self._names = names
         self._module = cp.RawModule(code=CUDA_SOURCE, options=("-std=c++14",),
-                                    name_expressions=names)
+                                    name_expressions=self.kernel_names())
+
+    @staticmethod
+    def kernel_names() -> list[str]:
+        """Every template instance used: (sample type, model type) in both directions."""
+        names = []
+        for sample in _CTYPES.values():
+            for model in ("float", "__half"):
+                names.append(f"to_model<{sample}, {model}>")
+                names.append(f"from_model_main<{model}, {sample}>")
+                names.append(f"from_model_chroma<{model}, {sample}>")
+        return names
 
     def _fn(self, name: str) -> Any:
         return self._module.get_function(name)
