@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "recurrent"]
+__all__ = ["__version__", "overfit", "recurrent"]
 
 if TYPE_CHECKING:
     import vapoursynth as vs
@@ -19,3 +19,10 @@ def recurrent(clip: vs.VideoNode, *args: Any, **kwargs: Any) -> vs.VideoNode:
     from vsvsr.vs.recurrent_filter import recurrent as _recurrent
 
     return _recurrent(clip, *args, **kwargs)
+
+
+def overfit(clip: vs.VideoNode, *args: Any, **kwargs: Any) -> vs.VideoNode:
+    """Per-patch overfit (STDO/JSTDO) super-resolution; see :func:`vsvsr.vs.overfit_filter.overfit`."""
+    from vsvsr.vs.overfit_filter import overfit as _overfit
+
+    return _overfit(clip, *args, **kwargs)

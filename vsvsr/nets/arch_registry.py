@@ -7,17 +7,24 @@ from typing import Any
 from torch import nn
 
 from vsvsr.errors import ModelFileError
+from vsvsr.nets.espcn_arch import ESPCNConfig, ESPCNNet
 from vsvsr.nets.rvsr_arch import RVSRConfig, RVSRNet
 from vsvsr.nets.rvsrf_arch import RVSRFConfig, RVSRFNet
 from vsvsr.nets.sfsr_arch import SFSRConfig, SFSRNet
+from vsvsr.nets.wdsr_arch import WDSRSConfig, WDSRSNet
 
 #: name -> (config dataclass, network). "rvsr": flow-free recurrent; "rvsrf": flow-aligned
-#: recurrent; "sfsr": the single-frame control.
+#: recurrent; "sfsr": the single-frame control; "espcn", "wdsr-s": the stateless overfit
+#: (STDO) backbones, which take ``lr`` alone (:data:`STATELESS`).
 ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
     "rvsr": (RVSRConfig, RVSRNet),
     "rvsrf": (RVSRFConfig, RVSRFNet),
     "sfsr": (SFSRConfig, SFSRNet),
+    "espcn": (ESPCNConfig, ESPCNNet),
+    "wdsr-s": (WDSRSConfig, WDSRSNet),
 }
+#: Architectures whose forward is ``sr = net(lr)`` (no previous frame, state or step).
+STATELESS = ("espcn", "wdsr-s")
 
 
 def arch_config(arch: str, config: dict[str, Any]) -> Any:

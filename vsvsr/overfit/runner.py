@@ -1,0 +1,137 @@
+"""Per-patch model selection on NumPy frames: the overfit filter's work, without VapourSynth.
+
+Two exact ways to give every patch its own model without seams:
+
+* ``full``: run each model that frame ``n`` uses on the *whole* frame, then copy each patch
+  from its model's output. Every pixel sees its real neighbourhood, as in training. A
+  single-model pack (JSTDO, general) is one plain full-frame run.
+* ``patch``: run each patch alone on an LR crop grown by the model's receptive radius (clipped
+  at the frame edge, where the full-frame run pads the same way), and keep the patch's centre.
+  Mathematically the same output (floating point may differ in the last bits); it does less
+  arithmetic when a frame uses many models, but pays one model call per patch.
+
+Only NumPy and ONNX Runtime are imported (the filter path never loads PyTorch).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from vsvsr.errors import BackendUnavailableError
+from vsvsr.overfit.grid import PatchGrid
+from vsvsr.overfit.pack import Pack
+from vsvsr.utils.lazy import lazy_import
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("ort", "ort-cuda")
+ALIASES = {"ort-cpu": "ort", "onnxruntime": "ort"}
+MODES = ("full", "patch")
+
+
+def _ort() -> Any:
+    return lazy_import("onnxruntime", "the overfit filter (ONNX Runtime)")
+
+
+def pick_backend(backend: str, func: str = "vsvsr.overfit") -> str:
+    """``auto`` -> ``ort-cuda`` when onnxruntime has CUDA, else ``ort``."""
+    name = ALIASES.get(backend.lower(), backend.lower())
+    providers = _ort().get_available_providers()
+    if name == "auto":
+        return "ort-cuda" if "CUDAExecutionProvider" in providers else "ort"
+    if name not in BACKENDS:
+        raise BackendUnavailableError(
+            f"{func}: backend {backend!r} cannot run overfit packs; use 'auto', 'ort' or "
+            "'ort-cuda' (the pack's ONNX models run on ONNX Runtime)")
+    if name == "ort-cuda" and "CUDAExecutionProvider" not in providers:
+        raise BackendUnavailableError(f"{func}: backend 'ort-cuda' needs onnxruntime-gpu and a "
+                                      "CUDA GPU; install onnxruntime-gpu or use backend='ort'")
+    return name
+
+
+def open_session(onnx: bytes, *, backend: str = "ort", threads: int = 0) -> Any:
+    """An ONNX Runtime session over in-memory ONNX bytes (options as the recurrent filter's)."""
+    ort = _ort()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if backend == "ort-cuda"
+                 else ["CPUExecutionProvider"])
+    return ort.InferenceSession(onnx, sess_options=opts, providers=providers)
+
+
+class PackRunner:
+    """Upscale frame ``n`` of the pack's clip with the models its label map picks.
+
+    Stateless: the output of frame ``n`` depends only on the LR frame ``n`` and ``labels[n]``,
+    so any request order gives the same frames. ONNX Runtime sessions may be run from several
+    threads at once.
+    """
+
+    def __init__(self, pack: Pack, backend: str = "auto", *, threads: int = 0,
+                 mode: str = "full") -> None:
+        if mode not in MODES:
+            raise ValueError(f"PackRunner: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.pack = pack
+        self.mode = mode
+        self.backend = pick_backend(backend)
+        self.scale = pack.scale
+        w, h = pack.lr_size
+        self.grid = PatchGrid(w, h, *pack.grid)
+        self._sessions = [open_session(m.onnx, backend=self.backend, threads=threads)
+                          for m in pack.models]
+        self._ys, self._xs = self.grid.ys(), self.grid.xs()
+
+    def close(self) -> None:
+        self._sessions = []
+
+    def run_model(self, k: int, lr: np.ndarray) -> np.ndarray:
+        """Model ``k`` on a (1, 3, h, w) float32 array."""
+        return self._sessions[k].run(["sr"], {"lr": lr})[0]
+
+    def upscale(self, lr: np.ndarray, n: int) -> np.ndarray:
+        """(1, 3, H, W) float32 LR frame ``n`` -> (1, 3, sH, sW) float32 (not clamped)."""
+        labels = self.pack.labels[n]
+        used = np.unique(labels)
+        if used.size == 1:  # JSTDO/general packs, or a frame all in one chunk
+            return self.run_model(int(used[0]), lr)
+        if self.mode == "full":
+            return self._full(lr, labels, used)
+        return self._patches(lr, labels)
+
+    def _full(self, lr: np.ndarray, labels: np.ndarray, used: np.ndarray) -> np.ndarray:
+        s = self.scale
+        # the most used model's output becomes the frame; the others overwrite their patches
+        counts = [(int((labels == k).sum()), int(k)) for k in used]
+        base = max(counts)[1]
+        out = self.run_model(base, lr)
+        for k in used:
+            if k == base:
+                continue
+            sr = self.run_model(int(k), lr)
+            for r, c in zip(*np.nonzero(labels == k), strict=True):
+                ys = slice(self._ys[r] * s, self._ys[r + 1] * s)
+                xs = slice(self._xs[c] * s, self._xs[c + 1] * s)
+                out[:, :, ys, xs] = sr[:, :, ys, xs]
+        return out
+
+    def _patches(self, lr: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        s, m = self.scale, self.pack.receptive_radius
+        _, _, h, w = lr.shape
+        out = np.empty((1, 3, h * s, w * s), np.float32)
+        for r in range(self.grid.rows):
+            for c in range(self.grid.cols):
+                y0, y1, x0, x1 = self._ys[r], self._ys[r + 1], self._xs[c], self._xs[c + 1]
+                cy0, cy1 = max(0, y0 - m), min(h, y1 + m)
+                cx0, cx1 = max(0, x0 - m), min(w, x1 + m)
+                crop = np.ascontiguousarray(lr[:, :, cy0:cy1, cx0:cx1])
+                sr = self.run_model(int(labels[r, c]), crop)
+                out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = \
+                    sr[:, :, (y0 - cy0) * s:(y1 - cy0) * s, (x0 - cx0) * s:(x1 - cx0) * s]
+        return out

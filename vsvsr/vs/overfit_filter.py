@@ -1,0 +1,82 @@
+"""``vsvsr.overfit``: the stateless per-patch filter for content-aware (STDO/JSTDO) packs.
+
+The graph is: clip -> RGBS -> ModifyFrame(selector) on a blank clip of the output size -> the
+input's format. Frame ``n``'s output depends only on LR frame ``n`` and the pack's label map
+for ``n`` (:class:`vsvsr.overfit.runner.PackRunner`), so every request order gives the same
+frames. No PyTorch on this path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import vapoursynth as vs
+
+from vsvsr.errors import ClipFormatError
+from vsvsr.overfit.pack import read_pack
+from vsvsr.overfit.runner import MODES, PackRunner
+from vsvsr.vs import formats
+from vsvsr.vs.frames import read_rgb, write_rgb
+
+log = logging.getLogger(__name__)
+FUNC = "vsvsr.overfit"
+
+
+class _Selector:
+    """ModifyFrame's selector: read LR frame n, upscale it with the pack, fill the output."""
+
+    def __init__(self, runner: PackRunner) -> None:
+        self.runner = runner
+
+    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        lr = read_rgb(f[1], n=n, func=FUNC)
+        sr = self.runner.upscale(lr, n)
+        out = f[0].copy()
+        write_rgb(out, sr)
+        props = out.props
+        for key, value in f[1].props.items():
+            props[key] = value
+        return out
+
+
+def overfit(
+    clip: vs.VideoNode,
+    pack: str | os.PathLike[str],
+    backend: str = "auto",
+    *,
+    matrix: str | int | None = None,
+    output_format: str | None = None,
+    scale: int | None = None,
+    mode: str = "full",
+    threads: int = 0,
+) -> vs.VideoNode:
+    """Super-resolve ``clip`` with the overfit models of ``pack`` (from ``vsvsr overfit``).
+
+    Args:
+        clip: the LR version of the video the pack was made from (same size and frame count),
+            constant-format YUV (8-16 bit) or RGB.
+        pack: the ``.vsvsr`` file.
+        backend: ``auto``, ``ort`` (CPU) or ``ort-cuda``.
+        matrix: YUV matrix when the clip has no ``_Matrix`` (e.g. ``"709"``).
+        output_format: ``None`` for the input's format family, or ``"RGBS"``/``"RGBH"``.
+        scale: if given, refuse a pack of another scale.
+        mode: ``full`` (each used model on the whole frame, patches selected after) or
+            ``patch`` (each patch on a crop with its receptive-field margin); both seam-free.
+        threads: inference threads (0: all cores).
+    """
+    info = formats.inspect_clip(clip, FUNC, matrix)
+    out_fmt = formats.check_output_format(output_format, FUNC)
+    if mode not in MODES:
+        raise ClipFormatError(f"{FUNC}: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    p = read_pack(pack, size=(info.width, info.height), frames=info.num_frames, scale=scale,
+                  func=FUNC)
+    runner = PackRunner(p, backend, threads=threads, mode=mode)
+    rgb = formats.to_model_rgb(clip, info)
+    work_fmt = vs.RGBH if out_fmt == "RGBH" else vs.RGBS
+    template = vs.core.std.BlankClip(rgb, width=info.width * p.scale,
+                                     height=info.height * p.scale, format=work_fmt, keep=True)
+    out = template.std.ModifyFrame([template, rgb], _Selector(runner))
+    out = formats.from_model_rgb(out, info, out_fmt)
+    log.info("%s: %s on %s (%s mode)", FUNC, p.describe(), runner.backend, mode)
+    return out
