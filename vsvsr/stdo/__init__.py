@@ -1,5 +1,7 @@
 """Content-aware overfit super-resolution (STDO / JSTDO, CVPR 2023) and its model packs.
 
+(The package is ``vsvsr.stdo``, not ``vsvsr.overfit``: that name is the filter function.)
+
 One module per job:
 
 * :mod:`grid` -- the patch grid over an LR frame (bounds, label map -> pixel map);

@@ -32,14 +32,14 @@ import numpy as np
 import torch
 
 from vsvsr.models.descriptor import ModelDescriptor
-from vsvsr.overfit import chunking
-from vsvsr.overfit.export import count_params, export_stateless
-from vsvsr.overfit.general import load_general, shipped_path
-from vsvsr.overfit.grid import PatchGrid
-from vsvsr.overfit.pack import METHODS, Pack, PackError, PackModel, label_bytes_per_frame, write_pack
-from vsvsr.overfit.scoring import frame_y_psnr, patch_psnr, to_uint8
-from vsvsr.overfit.source import OverfitSource, load_source
-from vsvsr.overfit.train import PatchData, TrainSettings, train_patches, use_threads
+from vsvsr.stdo import chunking
+from vsvsr.stdo.export import count_params, export_stateless
+from vsvsr.stdo.general import load_general, shipped_path
+from vsvsr.stdo.grid import PatchGrid
+from vsvsr.stdo.pack import METHODS, Pack, PackError, PackModel, label_bytes_per_frame, write_pack
+from vsvsr.stdo.scoring import frame_y_psnr, patch_psnr, to_uint8
+from vsvsr.stdo.source import OverfitSource, load_source
+from vsvsr.stdo.train import PatchData, TrainSettings, train_patches, use_threads
 from vsvsr.utils.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ def evaluate_pack(pack: Pack, src: OverfitSource, report: OverfitReport, *,
     """Play ``pack`` back through the filter's runner; full-frame Y-PSNR vs HR and bicubic."""
     import torch.nn.functional as F
 
-    from vsvsr.overfit.runner import PackRunner
+    from vsvsr.stdo.runner import PackRunner
 
     runner = PackRunner(pack, "ort", threads=threads)
     per, bic = [], []

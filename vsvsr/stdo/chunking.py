@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from vsvsr.errors import VsvsrError
 
-class ChunkingError(ValueError):
+
+class ChunkingError(VsvsrError, ValueError):
     """Scores or settings the chunking cannot use."""
 
 

@@ -5,7 +5,7 @@ photographs, not on the video. Files: ``NAME.pth`` (descriptor, arch, config, we
 format of :func:`plugin_build.export_onnx.save_pth`) and ``NAME.onnx`` beside it. The shipped
 ones live in ``vsvsr/models/weights/general-<backbone>-x<scale>.{pth,onnx}``.
 
-``python -m vsvsr.overfit.general --scale 4 --minutes 5`` trains one (PyTorch).
+``python -m vsvsr.stdo.general --scale 4 --minutes 5`` trains one (PyTorch).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def load_general(path: str | os.PathLike[str] | None, backbone: str,
     if not p.is_file():
         raise ModelFileError(
             f"vsvsr overfit: no general x{scale} model at {p}; train one with 'python -m "
-            f"vsvsr.overfit.general --scale {scale} --backbone {backbone}' or pass --general FILE")
+            f"vsvsr.stdo.general --scale {scale} --backbone {backbone}' or pass --general FILE")
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
         desc = ModelDescriptor.from_json(data["descriptor"], source=str(p))
@@ -65,7 +65,7 @@ def load_general(path: str | os.PathLike[str] | None, backbone: str,
 def save_general(net: torch.nn.Module, desc: ModelDescriptor, pth: Path) -> tuple[Path, Path]:
     """Write ``pth`` and the ONNX beside it."""
     from plugin_build.export_onnx import save_pth
-    from vsvsr.overfit.export import export_stateless
+    from vsvsr.stdo.export import export_stateless
 
     save_pth(net, desc, pth)
     onnx = pth.with_suffix(".onnx")
@@ -134,7 +134,7 @@ def train_general(*, scale: int, backbone: str = "espcn", data: list[Path] | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vsvsr.overfit.general",
+    ap = argparse.ArgumentParser(prog="python -m vsvsr.stdo.general",
                                  description="Train a general single-frame model on photos.")
     ap.add_argument("--scale", type=int, required=True, choices=(2, 3, 4))
     ap.add_argument("--backbone", default="espcn", choices=STATELESS)

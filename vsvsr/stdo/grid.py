@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vsvsr.errors import VsvsrError
+
 #: The paper's grids (cols, rows) per scale: 20x10 for x2 and 10x5 for x4 on 1080p sources,
 #: i.e. LR patches of 48x54 px either way. x3 is not in the paper; 13x7 keeps ~48x50 px.
 DEFAULT_GRIDS = {2: (20, 10), 3: (13, 7), 4: (10, 5)}
 
 
-class GridError(ValueError):
+class GridError(VsvsrError, ValueError):
     """A grid that does not fit the frame."""
 
 

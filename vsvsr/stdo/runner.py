@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from vsvsr.errors import BackendUnavailableError
-from vsvsr.overfit.grid import PatchGrid
-from vsvsr.overfit.pack import Pack
+from vsvsr.stdo.grid import PatchGrid
+from vsvsr.stdo.pack import Pack
 from vsvsr.utils.lazy import lazy_import
 
 log = logging.getLogger(__name__)

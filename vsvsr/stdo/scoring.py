@@ -4,7 +4,7 @@ The general model runs on the *whole* LR frame and the PSNR is measured per HR p
 patch is scored with its real context (the paper super-resolved each patch alone with zero
 padding and shaved ``scale + 4`` px). Both frames are 8-bit, as a delivered video is: a patch
 the model reproduces exactly (flat black bars) has an MSE of 0 and an infinite PSNR, which
-:func:`vsvsr.overfit.chunking.quantile_chunks` handles.
+:func:`vsvsr.stdo.chunking.quantile_chunks` handles.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from vsvsr.evaluation.metrics import y601
-from vsvsr.overfit.grid import PatchGrid
+from vsvsr.stdo.grid import PatchGrid
 
 
 def patch_sq_error(test: np.ndarray, ref: np.ndarray, grid: PatchGrid, scale: int) -> np.ndarray:

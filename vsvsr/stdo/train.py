@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vsvsr.overfit.grid import PatchGrid
+from vsvsr.stdo.grid import PatchGrid
 from vsvsr.utils.atomic import atomic_write
 
 log = logging.getLogger(__name__)

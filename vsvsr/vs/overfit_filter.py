@@ -2,7 +2,7 @@
 
 The graph is: clip -> RGBS -> ModifyFrame(selector) on a blank clip of the output size -> the
 input's format. Frame ``n``'s output depends only on LR frame ``n`` and the pack's label map
-for ``n`` (:class:`vsvsr.overfit.runner.PackRunner`), so every request order gives the same
+for ``n`` (:class:`vsvsr.stdo.runner.PackRunner`), so every request order gives the same
 frames. No PyTorch on this path.
 """
 
@@ -14,8 +14,8 @@ import os
 import vapoursynth as vs
 
 from vsvsr.errors import ClipFormatError
-from vsvsr.overfit.pack import read_pack
-from vsvsr.overfit.runner import MODES, PackRunner
+from vsvsr.stdo.pack import read_pack
+from vsvsr.stdo.runner import MODES, PackRunner
 from vsvsr.vs import formats
 from vsvsr.vs.frames import read_rgb, write_rgb
 
