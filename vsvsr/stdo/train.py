@@ -168,15 +168,17 @@ def train_patches(net: torch.nn.Module, data: PatchData, patches: np.ndarray,
             for g in opt.param_groups:
                 g["lr"] = rate
             take = order[pos:pos + settings.batch]
-            pos += len(take)
-            if pos >= len(order):
-                order, pos = rng.permutation(len(patches)), 0
             lr, hr, mask = data.windows(patches[take])
             loss = masked_l1(net(lr), hr, mask)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            # the sampler advances only after a completed step: an interruption anywhere
+            # above resumes with the same batch
             step += 1
+            pos += len(take)
+            if pos >= len(order):
+                order, pos = rng.permutation(len(patches)), 0
             epoch_sum += loss.item() * len(take)
             epoch_n += len(take)
             if step % per_epoch == 0 or step == total:
