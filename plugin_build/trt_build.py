@@ -73,7 +73,12 @@ class BuildReport:
 
 # -- 1. the validated ONNX ----------------------------------------------------------------------
 def resolve_build_targets(model: str) -> list[ModelFiles]:
-    """The models ``--model`` names. An overfit pack will expand to its members here."""
+    """The models ``--model`` names; an overfit pack (``.vsvsr``) expands to its members
+    (stateless: one ``lr`` input, see ``model_input_shapes``)."""
+    from vsvsr.stdo.members import is_pack_path, member_files
+
+    if is_pack_path(model):
+        return member_files(model)
     return [resolve_model(model)]
 
 
@@ -123,7 +128,8 @@ def trtexec_command(onnx_path: Path, key: EngineKey, engine_path: Path,
         cmd.append("--fp16")
         fmts = {"lr": "fp16:chw", "lr_prev": "fp16:chw", "state": "fp16:chw", "step": "fp32:chw"}
         cmd.append("--inputIOFormats=" + ",".join(fmts[n] for n in key.profile))
-        cmd.append("--outputIOFormats=fp16:chw,fp16:chw")
+        outputs = 2 if "state" in key.profile else 1  # recurrent: sr, state_out; packs: sr
+        cmd.append("--outputIOFormats=" + ",".join(["fp16:chw"] * outputs))
     elif key.precision == "bf16":
         cmd.append("--bf16")
     if key.hw_compat != "none":

@@ -134,3 +134,26 @@ def test_pack_invariants() -> None:
                           ({"frames": 3}, "label map")]:
         with pytest.raises(PackError, match=words):
             pk.Pack(**{**base, **change})
+
+
+def test_vsvsr_build_expands_a_pack_to_its_stateless_members(good, tmp_path, monkeypatch,
+                                                            capsys) -> None:
+    """The TensorRT build hook: one validated ONNX and one lr-only trtexec line per member."""
+    import sys
+
+    from plugin_build.onnx_check import check_onnx
+    from vsvsr.cli.main import main
+    from vsvsr.stdo.members import member_files
+
+    files = member_files(good, cache=tmp_path / "cache")
+    assert [f.onnx.read_bytes() for f in files] == [m.onnx for m in read_pack(good).models]
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # no TensorRT here: trtexec lines
+    out = tmp_path / "engines"
+    assert main(["build", "--model", str(good), "--size", "24x18", "--out", str(out)]) == 0
+    lines = [ln.strip() for ln in capsys.readouterr().out.splitlines()
+             if ln.strip().startswith("trtexec ")]
+    assert len(lines) == 3
+    assert all("--minShapes=lr:1x3x18x24 " in ln and "lr_prev" not in ln for ln in lines)
+    assert all("--outputIOFormats=fp16:chw " in ln + " " for ln in lines)
+    onnx_files = sorted((out / "onnx").glob("good-m*.onnx"))
+    assert len(onnx_files) == 3 and all(check_onnx(f).ok for f in onnx_files)
