@@ -233,7 +233,11 @@ def heatmap(args: argparse.Namespace) -> None:
             (ax[2], pack.labels[n].astype(float), "STDO chunk (0 = lowest PSNR)", "magma"),
             (ax[3], np.where(np.isfinite(stdo), stdo, np.nan) - finite,
              "STDO-4 gain over general (dB)", "RdBu")):
-        im = a.imshow(data, cmap=cmap, interpolation="nearest")
+        kw = {}
+        if cmap == "RdBu":  # a gain: white at 0, symmetric
+            m = float(np.nanmax(np.abs(data))) or 1.0
+            kw = {"vmin": -m, "vmax": m}
+        im = a.imshow(data, cmap=cmap, interpolation="nearest", **kw)
         a.set_title(title)
         fig.colorbar(im, ax=a, fraction=0.03)
     for a in ax:
