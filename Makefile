@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup demo test test-slow test-all bench lint
+.PHONY: setup demo test test-slow test-all bench lint stdo-results
 setup:
 	bash scripts/setup.sh dev
 
@@ -21,6 +21,9 @@ test-all: setup
 
 bench: setup
 	.venv/bin/vsvsr bench --json out/bench.json
+
+stdo-results: setup  # docs/stdo.md's tables: ~15 min on 2 idle cores
+	bash scripts/stdo_results.sh
 
 lint: setup
 	.venv/bin/ruff check vsvsr plugin_build tests scripts

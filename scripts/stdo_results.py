@@ -38,7 +38,7 @@ RUNS = (("general", "general", 1), ("time-4", "time", 4), ("stdo-2", "stdo", 2),
 def clip_name(spec: str) -> str:
     if spec.startswith("long:"):
         _, image, frames, size = spec.split(":")
-        return f"long-{Path(image).stem}-{frames}"
+        return f"long-{Path(image).parent.name}-{frames}"
     return Path(spec).name
 
 
