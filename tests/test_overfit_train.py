@@ -124,3 +124,22 @@ def test_command_line(hr, general, tmp_path, capsys) -> None:
     assert main(["overfit", str(src), "--scale", "2", "--out", str(out), "--fractions", "1,0",
                  "--general", str(general)]) == 1
     assert "--fractions only applies" in capsys.readouterr().err
+
+
+def test_command_says_torch_is_missing(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nsys.modules['torch'] = None\nfrom vsvsr.cli.main import main\n"
+            "sys.exit(main(sys.argv[1:]))")
+    res = subprocess.run([sys.executable, "-c", code, "overfit", str(tmp_path), "--scale", "4",
+                          "--out", str(tmp_path / "x.vsvsr")], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 1 and "pip install 'vsvsr[train]'" in res.stderr, res.stderr
+
+
+def test_missing_general_model_says_how_to_make_one(hr, tmp_path) -> None:
+    from vsvsr.errors import ModelFileError
+
+    with pytest.raises(ModelFileError, match="python -m vsvsr.stdo.general --scale 2"):
+        overfit(hr, scale=2, out=tmp_path / "x.vsvsr", general=tmp_path / "none.pth")

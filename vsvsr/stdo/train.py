@@ -75,9 +75,10 @@ class PatchData:
 
     def __init__(self, lr: list[np.ndarray], hr: list[np.ndarray], grid: PatchGrid, scale: int,
                  margin: int) -> None:
-        # (N, 3, h, w) float in [0, 1]; uint8 HWC frames in
-        self.lr = torch.from_numpy(np.stack(lr)).permute(0, 3, 1, 2).float().div_(255.0)
-        self.hr = torch.from_numpy(np.stack(hr)).permute(0, 3, 1, 2).float().div_(255.0)
+        # kept as uint8 (N, 3, h, w) views: a 1080p video of 450 frames is 2.8 GB as bytes,
+        # four times that as floats; windows are converted when cut
+        self.lr = torch.from_numpy(np.stack(lr)).permute(0, 3, 1, 2)
+        self.hr = torch.from_numpy(np.stack(hr)).permute(0, 3, 1, 2)
         self.grid, self.scale, self.margin = grid, scale, margin
         h, w = self.lr.shape[-2:]
         ys, xs = grid.ys(), grid.xs()
@@ -99,7 +100,8 @@ class PatchData:
             lrs.append(self.lr[n, :, wy:wy + wh, wx:wx + ww])
             hrs.append(self.hr[n, :, wy * s:(wy + wh) * s, wx * s:(wx + ww) * s])
             mask[i, :, (y0 - wy) * s:(y1 - wy) * s, (x0 - wx) * s:(x1 - wx) * s] = 1.0
-        return torch.stack(lrs), torch.stack(hrs), mask
+        return (torch.stack(lrs).float().div_(255.0), torch.stack(hrs).float().div_(255.0),
+                mask)
 
 
 def masked_l1(sr: torch.Tensor, hr: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
