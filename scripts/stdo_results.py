@@ -57,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from vsvsr.stdo.train import TrainSettings
 
     hr = load_hr(args.clip, args.scale)
-    folder = args.out / clip_name(args.clip)
+    folder = args.out / f"{clip_name(args.clip)}-x{args.scale}"
     folder.mkdir(parents=True, exist_ok=True)
     for name, method, k in RUNS:
         if args.only and name not in args.only:
@@ -125,7 +125,7 @@ def cmd_fps(args: argparse.Namespace) -> None:
     vs.core.num_threads = args.vs_threads
     hr = crop_to_multiple(load_hr(args.clip, args.scale), args.scale)
     lr = degrade(hr, args.scale)
-    folder = args.out / clip_name(args.clip)
+    folder = args.out / f"{clip_name(args.clip)}-x{args.scale}"
     res: dict[str, Any] = {"clip": args.clip, "frames": len(lr), "vs_threads": args.vs_threads,
                            "ort_threads": args.threads, "lr_size": [lr[0].shape[1], lr[0].shape[0]],
                            "cpu_count": os.cpu_count(), "rounds": args.rounds}
@@ -215,7 +215,7 @@ def heatmap(args: argparse.Namespace) -> None:
     from vsvsr.stdo.scoring import patch_psnr, to_uint8
 
     spec = args.heatmap_clip
-    folder = args.out / clip_name(spec)
+    folder = args.out / f"{clip_name(spec)}-x{args.scale}"
     pack = read_pack(folder / "stdo-4.vsvsr")
     scores = np.load(folder / "stdo-4.vsvsr.work" / "scores.npy")
     n = args.heatmap_frame

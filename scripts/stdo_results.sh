@@ -26,8 +26,9 @@ done
 wait
 
 common=(--scale 4 --out "$OUT" --threads 1 --no-progress)
-$PY scripts/stdo_results.py train --clip "$REAL/realbasicvsr_demo_000" "${common[@]}" \
-  > "$OUT/train-realbasicvsr.log" 2>&1 &
+( $PY scripts/stdo_results.py train --clip "$REAL/realbasicvsr_demo_000" "${common[@]}" &&
+  $PY scripts/stdo_results.py train --clip "$REAL/basicvsrpp_demo_000" --scale 2 --out "$OUT" \
+    --threads 1 --no-progress ) > "$OUT/train-realbasicvsr.log" 2>&1 &
 ( $PY scripts/stdo_results.py train --clip "$REAL/basicvsrpp_demo_000" "${common[@]}" &&
   $PY scripts/stdo_results.py train --clip "$LONG" --epochs 20 "${common[@]}" ) \
   > "$OUT/train-basicvsrpp-long.log" 2>&1 &
