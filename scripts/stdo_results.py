@@ -108,6 +108,8 @@ def _measure(makers: dict[str, Any], rounds: int) -> dict[str, float]:
     (no frame served from a cache of an earlier round), and the graphs alternate within a
     round (the machine's load drifts; alternating spreads it evenly)."""
     got: dict[str, list[float]] = {k: [] for k in makers}
+    for make in makers.values():  # untimed warm-up: the process's first sessions and threads
+        make().get_frame(0)
     for r in range(rounds):
         for k, make in makers.items():
             got[k].append(_fps_once(make()))
