@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from vsvsr.utils.atomic import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 DEFAULT_DATA = Path("/work/shared/data/train_images")
+#: Linear learning-rate warm-up of the general model (Adam's first steps are the largest).
+WARMUP_STEPS = 100
 
 
 def shipped_path(backbone: str, scale: int) -> Path:
@@ -93,19 +96,24 @@ def train_general(*, scale: int, backbone: str = "espcn", data: list[Path] | Non
         photos = load_photos(data or [DEFAULT_DATA], presize)
     torch.manual_seed(seed)
     net = build_net(backbone, {"scale": scale})
+    # a zero head (exact bicubic) lets only the head learn at first; a tiny random one lets
+    # every layer learn from step 1 (measured: ~2x lower L1 gain after 300 steps)
+    torch.nn.init.normal_(net.to_residual.weight, std=1e-3)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = np.random.default_rng(seed)
     hr_size = crop * scale
     photos = [p for p in photos if min(p.shape[1:]) >= hr_size]
     budget = minutes * 60.0
     start, step = time.monotonic(), 0
-    bar = tqdm(total=steps, disable=not progress, desc=f"general-{backbone}-x{scale}", unit="it")
+    bar = tqdm(total=steps, disable=not progress, desc=f"general-{backbone}-x{scale}", unit="it",
+               mininterval=0.5 if sys.stderr.isatty() else 30.0)
     while True:
         p = (time.monotonic() - start) / budget if steps is None else step / steps
         if p >= 1.0:
             break
         for g in opt.param_groups:
-            g["lr"] = 1e-6 + 0.5 * (lr - 1e-6) * (1 + math.cos(math.pi * p))
+            g["lr"] = (1e-6 + 0.5 * (lr - 1e-6) * (1 + math.cos(math.pi * p))) \
+                * min(1.0, (step + 1) / WARMUP_STEPS)
         hr = []
         for _ in range(batch):
             img = photos[int(gen.integers(len(photos)))]

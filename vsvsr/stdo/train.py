@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -159,7 +160,7 @@ def train_patches(net: torch.nn.Module, data: PatchData, patches: np.ndarray,
                         "patches": len(patches), "epoch_sum": epoch_sum, "epoch_n": epoch_n}, fh)
 
     bar = tqdm(total=total, initial=step, desc=name, unit="it", disable=not progress,
-               dynamic_ncols=True, leave=True)
+               dynamic_ncols=True, leave=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
     last_save = time.monotonic()
     net.train()
     try:
