@@ -156,3 +156,15 @@ print('torch' in sys.modules, 'onnxruntime' in sys.modules)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["False", "True"]
+
+
+def test_wdsr_s_pack_patch_mode_equals_full_mode(tmp_path, frames) -> None:
+    w = make_pack(tmp_path / "w.vsvsr", frames=NUM, lr_size=(W, H), models=2, seed=6,
+                  arch="wdsr-s")
+    full = PackRunner(read_pack(w), "ort", threads=1)
+    patch = PackRunner(read_pack(w), "ort", threads=1, mode="patch")
+    n = next(i for i in range(NUM) if len(np.unique(full.pack.labels[i])) > 1)
+    x = frames[n][None]
+    a, b = full.upscale(x, n), patch.upscale(x, n)
+    np.testing.assert_allclose(a, b, atol=2e-6, rtol=0)
+    np.testing.assert_array_equal(np.clip(a[0], 0, 1), reference_frames(w, [frames[n]] * (n + 1))[n])
