@@ -132,13 +132,18 @@ def cmd_fps(args: argparse.Namespace) -> None:
                            "ort_threads": args.threads, "lr_size": [lr[0].shape[1], lr[0].shape[0]],
                            "cpu_count": os.cpu_count(), "rounds": args.rounds}
 
-    def ours(name: str, mode: str) -> Any:
+    def ours(name: str, mode: str, streams: int = 1, threads: int = args.threads) -> Any:
         return lambda: vsvsr.overfit(_lr_clip(lr), pack=folder / f"{name}.vsvsr", backend="ort",
-                                     output_format="RGBS", mode=mode, threads=args.threads)
+                                     output_format="RGBS", mode=mode, threads=threads,
+                                     streams=streams)
 
     makers: dict[str, Any] = {f"{n}/{m}": ours(n, m) for n, m in (
         ("stdo-4", "full"), ("stdo-4", "patch"), ("stdo-2", "full"), ("stdo-2", "patch"),
         ("jstdo-4", "full"), ("general", "full"))}
+    # frame-parallel variants: 2 frames at once, 1 inference thread each
+    makers["stdo-4/full/streams2"] = ours("stdo-4", "full", 2, 1)
+    makers["stdo-4/patch/streams2"] = ours("stdo-4", "patch", 2, 1)
+    makers["jstdo-4/full/streams2"] = ours("jstdo-4", "full", 2, 1)
     if args.mlrt_plugin:
         vs.core.std.LoadPlugin(str(args.mlrt_plugin))
         onnx = folder / "jstdo-4.onnx"

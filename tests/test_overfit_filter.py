@@ -68,8 +68,9 @@ def test_request_orders_equal_the_reference(pack, frames, ref, order) -> None:
         np.testing.assert_array_equal(rgb(out.get_frame(n)), ref[n], err_msg=f"frame {n}")
 
 
-def test_parallel_async_requests_equal_the_reference(pack, frames, ref) -> None:
-    out = sr(pack, frames)
+@pytest.mark.parametrize("streams", [1, 3])
+def test_parallel_async_requests_equal_the_reference(pack, frames, ref, streams) -> None:
+    out = sr(pack, frames, streams=streams)
     order = [int(i) for i in np.random.default_rng(11).permutation(NUM)] * 2
     futures = [out.get_frame_async(n) for n in order]
     for n, fut in zip(order, futures, strict=True):
@@ -116,6 +117,8 @@ def test_wrong_clip_and_arguments_are_refused(pack, frames) -> None:
         vsvsr.overfit(synth.array_clip(frames), pack=pack, scale=4)
     with pytest.raises(BackendUnavailableError, match="cannot run overfit packs"):
         vsvsr.overfit(synth.array_clip(frames), pack=pack, backend="tensorrt")
+    with pytest.raises(ClipFormatError, match="streams must be"):
+        vsvsr.overfit(synth.array_clip(frames), pack=pack, streams=0)
     with pytest.raises(ClipFormatError, match="mode must be"):
         vsvsr.overfit(synth.array_clip(frames), pack=pack, mode="tiles")
 
@@ -135,10 +138,11 @@ def vspipe_frames(args: dict[str, object], threads: int) -> list[np.ndarray]:
             for i in range(0, len(proc.stdout), size)]
 
 
-@pytest.mark.parametrize("extra", [{}, {"twice": 1}])
+@pytest.mark.parametrize("extra", [{}, {"twice": 1}, {"streams": 4}])
 def test_vspipe_8_threads_equals_the_reference(pack, ref, extra) -> None:
     got = vspipe_frames({"pack": pack, "num": NUM, "height": H, "width": W, **extra}, threads=8)
-    want = ref if not extra else [x for i in range(NUM) for x in (ref[i], ref[min(i + 1, NUM - 1)])]
+    want = ref if "twice" not in extra else \
+        [x for i in range(NUM) for x in (ref[i], ref[min(i + 1, NUM - 1)])]
     assert len(got) == len(want)
     bad = [i for i, (g, w) in enumerate(zip(got, want, strict=True)) if not np.array_equal(g, w)]
     assert not bad, f"{len(bad)} frames differ, first {bad[:5]}"

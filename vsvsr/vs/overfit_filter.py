@@ -50,6 +50,7 @@ def overfit(
     scale: int | None = None,
     mode: str = "full",
     threads: int = 0,
+    streams: int = 1,
 ) -> vs.VideoNode:
     """Super-resolve ``clip`` with the overfit models of ``pack`` (from ``vsvsr overfit``).
 
@@ -63,10 +64,16 @@ def overfit(
         scale: if given, refuse a pack of another scale.
         mode: ``full`` (each used model on the whole frame, patches selected after) or
             ``patch`` (each patch on a crop with its receptive-field margin); both seam-free.
-        threads: inference threads (0: all cores).
+        threads: inference threads per frame (0: all cores).
+        streams: frames upscaled at the same time. VapourSynth runs one ModifyFrame node's
+            selector one frame at a time; with ``streams > 1`` frame ``n`` goes to copy
+            ``n % streams`` of the node (through ``std.FrameEval``), so that many frames run
+            at once (give them ``threads`` so that ``streams * threads`` fits the cores).
     """
     info = formats.inspect_clip(clip, FUNC, matrix)
     out_fmt = formats.check_output_format(output_format, FUNC)
+    if not isinstance(streams, int) or streams < 1:
+        raise ClipFormatError(f"{FUNC}: streams must be a whole number >= 1, got {streams!r}")
     if mode not in MODES:
         raise ClipFormatError(f"{FUNC}: mode must be one of {', '.join(MODES)}, got {mode!r}")
     p = read_pack(pack, size=(info.width, info.height), frames=info.num_frames, scale=scale,
@@ -76,7 +83,12 @@ def overfit(
     work_fmt = vs.RGBH if out_fmt == "RGBH" else vs.RGBS
     template = vs.core.std.BlankClip(rgb, width=info.width * p.scale,
                                      height=info.height * p.scale, format=work_fmt, keep=True)
-    out = template.std.ModifyFrame([template, rgb], _Selector(runner))
+    selector = _Selector(runner)  # stateless: safe to call from several nodes at once
+    if streams == 1:
+        out = template.std.ModifyFrame([template, rgb], selector)
+    else:
+        copies = [template.std.ModifyFrame([template, rgb], selector) for _ in range(streams)]
+        out = template.std.FrameEval(lambda n: copies[n % streams])
     out = formats.from_model_rgb(out, info, out_fmt)
     log.info("%s: %s on %s (%s mode)", FUNC, p.describe(), runner.backend, mode)
     return out
