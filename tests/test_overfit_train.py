@@ -143,3 +143,22 @@ def test_missing_general_model_says_how_to_make_one(hr, tmp_path) -> None:
 
     with pytest.raises(ModelFileError, match="python -m vsvsr.stdo.general --scale 2"):
         overfit(hr, scale=2, out=tmp_path / "x.vsvsr", general=tmp_path / "none.pth")
+
+
+def test_general_model_of_another_scale_or_kind_is_refused(general, tmp_path) -> None:
+    import torch
+
+    from vsvsr.errors import ModelFileError
+    from vsvsr.stdo.general import load_general
+
+    with pytest.raises(ModelFileError, match="is a x2 model; the pack is x4"):
+        load_general(general, "espcn", 4)
+    data = torch.load(general, weights_only=True)
+    data["arch"] = "rvsr"
+    bad = tmp_path / "rec.pth"
+    torch.save(data, bad)
+    with pytest.raises(ModelFileError):
+        load_general(bad, "espcn", 2)
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(ModelFileError, match="not a readable general model"):
+        load_general(tmp_path / "junk.pth", "espcn", 2)
