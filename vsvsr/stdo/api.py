@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from vsvsr.models.descriptor import ModelDescriptor
+from vsvsr.nets.arch_registry import arch_config, build_net
 from vsvsr.stdo import chunking
 from vsvsr.stdo.export import count_params, export_stateless
 from vsvsr.stdo.general import load_general, shipped_path
@@ -169,8 +170,6 @@ def overfit(source: str | os.PathLike[str] | Sequence[np.ndarray], *, scale: int
         margin = build_receptive(backbone, scale)
         data = PatchData(src.lr, src.hr, g, scale, margin)
         for i, mask in enumerate(train_sets):
-            from vsvsr.nets.arch_registry import build_net
-
             torch.manual_seed(settings.seed + i)
             net = build_net(backbone, {"scale": scale})
             if settings.init == "general" and gdesc.arch == backbone:
@@ -205,8 +204,6 @@ def overfit(source: str | os.PathLike[str] | Sequence[np.ndarray], *, scale: int
 
 
 def build_receptive(backbone: str, scale: int) -> int:
-    from vsvsr.nets.arch_registry import arch_config
-
     return int(arch_config(backbone, {"scale": scale}).receptive_radius)
 
 
