@@ -157,6 +157,8 @@ def cmd_fps(args: argparse.Namespace) -> None:
         for streams in (1, 2):
             makers[f"mlrt/jstdo-4/streams{streams}"] = theirs(streams)
     res["fps"] = _measure(makers, args.rounds)
+    res["seams"] = seam_check(folder / "stdo-4.vsvsr", lr, hr)
+    print("seams:", res["seams"], flush=True)
     if args.mlrt_plugin:  # after the timing: these requests fill the caches
         mine, worst = makers["jstdo-4/full"](), 0.0
         for streams in (1, 2):
@@ -169,6 +171,36 @@ def cmd_fps(args: argparse.Namespace) -> None:
         print("max |ours - clamp(vs-mlrt)| over all frames:", worst, flush=True)
     (folder / f"fps-vs{args.vs_threads}-ort{args.threads}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res["fps"]))
+
+
+def seam_check(pack_path: Path, lr: list[np.ndarray], hr: list[np.ndarray]) -> dict[str, float]:
+    """Full vs patch mode (equal?), and what patches without context (the paper's zero-padded
+    patches, radius 0) cost in full-frame Y-PSNR: the seams."""
+    from dataclasses import replace
+
+    from vsvsr.stdo.pack import read_pack
+    from vsvsr.stdo.runner import PackRunner
+    from vsvsr.stdo.scoring import frame_y_psnr, to_uint8
+
+    pack = read_pack(pack_path)
+    full = PackRunner(pack, "ort")
+    patch = PackRunner(pack, "ort", mode="patch")
+    bare = PackRunner(replace(pack, receptive_radius=0), "ort", mode="patch")
+    worst, p_full, p_bare = 0.0, [], []
+    for n, (f, h) in enumerate(zip(lr, hr, strict=True)):
+        x = np.ascontiguousarray(f.transpose(2, 0, 1)[None], np.float32) / np.float32(255)
+        a = full.upscale(x, n)
+        worst = max(worst, float(np.abs(a - patch.upscale(x, n)).max()))
+        p_full.append(frame_y_psnr(to_uint8(a[0]), h))
+        # every patch alone, zero context: run each patch through the whole-patch path
+        p_bare.append(frame_y_psnr(to_uint8(_all_patches(bare, x, n)[0]), h))
+    return {"max_abs_full_vs_patch": worst, "psnr_full": round(float(np.mean(p_full)), 3),
+            "psnr_patches_without_context": round(float(np.mean(p_bare)), 3)}
+
+
+def _all_patches(runner: Any, x: np.ndarray, n: int) -> np.ndarray:
+    """Patch mode even where a frame uses one model (the runner's shortcut would hide seams)."""
+    return runner._patches(x, runner.pack.labels[n])
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -199,7 +231,9 @@ def cmd_report(args: argparse.Namespace) -> None:
             fps = json.loads(f.read_text())
             lines += [f"fps ({f.name}: core.num_threads {fps['vs_threads']}, ORT threads "
                       f"{fps['ort_threads']}, median of {fps['rounds']}): "
-                      + ", ".join(f"{k} {v}" for k, v in fps["fps"].items()), ""]
+                      + ", ".join(f"{k} {v}" for k, v in fps["fps"].items()), "",
+                      f"seams: {fps.get('seams')}; vs-mlrt max abs diff: "
+                      f"{fps.get('mlrt_max_abs_diff_vs_ours')}", ""]
     text = "\n".join(lines)
     print(text)
     if args.md:
