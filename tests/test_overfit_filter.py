@@ -77,8 +77,9 @@ def test_parallel_async_requests_equal_the_reference(pack, frames, ref, streams)
         np.testing.assert_array_equal(rgb(fut.result()), ref[n], err_msg=f"frame {n}")
 
 
-def test_patch_mode_equals_full_mode(pack, frames, ref) -> None:
-    out = sr(pack, frames, mode="patch")
+@pytest.mark.parametrize("mode", ["patch", "box"])
+def test_patch_and_box_modes_equal_full_mode(pack, frames, ref, mode) -> None:
+    out = sr(pack, frames, mode=mode)
     for n in (0, 6, NUM - 1):
         np.testing.assert_allclose(rgb(out.get_frame(n)), ref[n], atol=2e-6, rtol=0)
 
@@ -167,8 +168,28 @@ def test_wdsr_s_pack_patch_mode_equals_full_mode(tmp_path, frames) -> None:
                   arch="wdsr-s")
     full = PackRunner(read_pack(w), "ort", threads=1)
     patch = PackRunner(read_pack(w), "ort", threads=1, mode="patch")
+    box = PackRunner(read_pack(w), "ort", threads=1, mode="box")
     n = next(i for i in range(NUM) if len(np.unique(full.pack.labels[i])) > 1)
     x = frames[n][None]
     a, b = full.upscale(x, n), patch.upscale(x, n)
     np.testing.assert_allclose(a, b, atol=2e-6, rtol=0)
+    np.testing.assert_allclose(a, box.upscale(x, n), atol=2e-6, rtol=0)
     np.testing.assert_array_equal(np.clip(a[0], 0, 1), reference_frames(w, [frames[n]] * (n + 1))[n])
+
+
+def test_box_mode_with_small_boxes_in_corners(pack, frames) -> None:
+    """Models used by one corner patch each run on a small crop; still exact."""
+    from dataclasses import replace
+
+    p = read_pack(pack)
+    labels = np.zeros_like(p.labels)
+    labels[:, 0, 0], labels[:, 2, 3], labels[:, 1, 1:3] = 1, 2, 1
+    q = replace(p, labels=labels)
+    calls = []
+    box = PackRunner(q, "ort", threads=1, mode="box")
+    real = box.run_model
+    box.run_model = lambda k, x: calls.append(x.shape[2:]) or real(k, x)  # type: ignore[method-assign]
+    full = PackRunner(q, "ort", threads=1)
+    x = frames[2][None]
+    np.testing.assert_allclose(box.upscale(x, 2), full.upscale(x, 2), atol=2e-6, rtol=0)
+    assert calls[0] == (H, W) and all(c[0] < H and c[1] < W for c in calls[1:]), calls

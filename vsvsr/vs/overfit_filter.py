@@ -62,8 +62,10 @@ def overfit(
         matrix: YUV matrix when the clip has no ``_Matrix`` (e.g. ``"709"``).
         output_format: ``None`` for the input's format family, or ``"RGBS"``/``"RGBH"``.
         scale: if given, refuse a pack of another scale.
-        mode: ``full`` (each used model on the whole frame, patches selected after) or
-            ``patch`` (each patch on a crop with its receptive-field margin); both seam-free.
+        mode: ``full`` (each used model on the whole frame, patches selected after),
+            ``patch`` (each patch on a crop with its receptive-field margin) or ``box`` (each
+            model but the most used one on the bounding box of its patches plus margin);
+            all seam-free and equal (see :mod:`vsvsr.stdo.runner`).
         threads: inference threads per frame (0: all cores).
         streams: frames upscaled at the same time. VapourSynth runs one ModifyFrame node's
             selector one frame at a time; with ``streams > 1`` frame ``n`` goes to copy
