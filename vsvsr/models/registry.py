@@ -50,8 +50,8 @@ class ModelRegistry:
 
 
 BUILTIN_MODELS = ModelRegistry((
-    ModelEntry("rvsr-x2", "recurrent x2, flow-free, trained on CPU (first default)"),
-    ModelEntry("rvsr-x4", "recurrent x4, flow-free, trained on CPU (first default)"),
+    ModelEntry("rvsr-x2", "recurrent x2, flow-free, step-conditioned, PI-BPTT (CPU-trained)"),
+    ModelEntry("rvsr-x4", "recurrent x4, flow-free, step-conditioned, PI-BPTT (CPU-trained)"),
 ))
 DEFAULT_MODEL = "rvsr-x2"
 
