@@ -30,9 +30,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: (run name, method, chunks)
-RUNS = (("general", "general", 1), ("time-4", "time", 4), ("stdo-2", "stdo", 2),
-        ("stdo-4", "stdo", 4), ("jstdo-4", "jstdo", 4))
+#: (run name, method, chunks, epochs multiplier). "jstdo-4-eq" trains its one model for twice
+#: the epochs: the default fractions (1, 2/3, 1/3, 0) cover half the patches, so it then takes
+#: the same number of steps as the four STDO-4 models together (equal total budget).
+RUNS = (("general", "general", 1, 1.0), ("time-4", "time", 4, 1.0), ("stdo-2", "stdo", 2, 1.0),
+        ("stdo-4", "stdo", 4, 1.0), ("jstdo-4", "jstdo", 4, 1.0), ("jstdo-4-eq", "jstdo", 4, 2.0))
 
 
 def clip_name(spec: str) -> str:
@@ -57,9 +59,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from vsvsr.stdo.train import TrainSettings
 
     hr = load_hr(args.clip, args.scale)
-    folder = args.out / f"{clip_name(args.clip)}-x{args.scale}"
+    folder = args.out / f"{clip_name(args.clip)}-x{args.scale}{args.tag}"
     folder.mkdir(parents=True, exist_ok=True)
-    for name, method, k in RUNS:
+    for name, method, k, mult in RUNS:
         if args.only and name not in args.only:
             continue
         report_file = folder / f"{name}.json"
@@ -69,12 +71,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         t0 = time.monotonic()
         rep = overfit(hr, scale=args.scale, out=folder / f"{name}.vsvsr", method=method,
                       chunks=k, backbone=args.backbone, general=args.general,
-                      settings=TrainSettings(epochs=args.epochs, threads=args.threads),
+                      settings=TrainSettings(epochs=args.epochs * mult, threads=args.threads),
                       evaluate=True, progress=not args.no_progress)
         d = rep.to_dict()
         d["wall_seconds"] = round(time.monotonic() - t0, 1)
         d["clip"] = args.clip
-        d["epochs"] = args.epochs
+        d["epochs"] = args.epochs * mult
         report_file.write_text(json.dumps(d, indent=1))
         print(f"{name}: {rep.psnr:.3f} dB (bicubic {rep.bicubic_psnr:.3f}), "
               f"{rep.train_seconds:.0f} s training", flush=True)
@@ -209,7 +211,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     lines = []
     for folder in sorted(p for p in args.out.iterdir() if p.is_dir()):
         reps = {n: json.loads((folder / f"{n}.json").read_text())
-                for n, _, _ in RUNS if (folder / f"{n}.json").is_file()}
+                for n, *_ in RUNS if (folder / f"{n}.json").is_file()}
         if not reps:
             continue
         any_rep = next(iter(reps.values()))
@@ -217,7 +219,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         s = any_rep["scale"]
         lines += [f"### {folder.name}: {any_rep['frames']} frames, {w}x{h} -> {w * s}x{h * s} "
                   f"(x{s}), grid {any_rep['grid'][0]}x{any_rep['grid'][1]}, "
-                  f"{any_rep.get('epochs')} epochs per model", "",
+                  f"{reps.get('stdo-4', any_rep).get('epochs')} epochs per model", "",
                   "| method | models | Y-PSNR (dB) | vs general | model bytes | params/model "
                   "| label bytes/frame | training (s) |", "| --- | --- | --- | --- | --- | --- | --- | --- |",
                   f"| bicubic | 0 | {any_rep['bicubic_psnr']:.3f} | "
@@ -304,6 +306,7 @@ def main() -> None:
     ap.add_argument("--vs-threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--only", action="append")
+    ap.add_argument("--tag", default="", help="suffix of the clip's result folder (another budget)")
     ap.add_argument("--mlrt-plugin", type=Path)
     ap.add_argument("--md", type=Path)
     ap.add_argument("--heatmap", type=Path)

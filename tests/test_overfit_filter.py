@@ -3,6 +3,7 @@ under vspipe at 8 threads; patch mode equals full mode; errors; no PyTorch on th
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ import vsvsr
 from vsvsr.errors import BackendUnavailableError, ClipFormatError
 from vsvsr.stdo.pack import PackError, read_pack
 from vsvsr.stdo.runner import PackRunner
+from vsvsr.vs.overfit_filter import parallelism
 
 NUM, H, W = 16, 20, 28  # LR; grid 4x3 gives patches of 7x6-7 px (smaller than the receptive field)
 core = vs.core
@@ -68,7 +70,7 @@ def test_request_orders_equal_the_reference(pack, frames, ref, order) -> None:
         np.testing.assert_array_equal(rgb(out.get_frame(n)), ref[n], err_msg=f"frame {n}")
 
 
-@pytest.mark.parametrize("streams", [1, 3])
+@pytest.mark.parametrize("streams", [0, 1, 3])
 def test_parallel_async_requests_equal_the_reference(pack, frames, ref, streams) -> None:
     out = sr(pack, frames, streams=streams)
     order = [int(i) for i in np.random.default_rng(11).permutation(NUM)] * 2
@@ -109,6 +111,23 @@ def test_yuv_clip_comes_back_as_yuv(pack, frames) -> None:
     out.get_frame(3)
 
 
+def test_automatic_parallelism_shares_the_cores(monkeypatch) -> None:
+    """streams=0: a frame per VapourSynth thread on the CPU, one on CUDA; threads=0 shares the
+    cores out so that streams x threads never oversubscribes them."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    old = vs.core.num_threads
+    try:
+        vs.core.num_threads = 4
+        assert parallelism("ort", 0, 0) == (4, 2)
+        assert parallelism("ort-cuda", 0, 0) == (1, 8)
+        assert parallelism("ort", 3, 0) == (3, 2)
+        assert parallelism("ort", 0, 5) == (4, 5)
+        vs.core.num_threads = 16  # more VapourSynth threads than cores: one stream per core
+        assert parallelism("ort", 0, 0) == (8, 1)
+    finally:
+        vs.core.num_threads = old
+
+
 def test_wrong_clip_and_arguments_are_refused(pack, frames) -> None:
     with pytest.raises(PackError, match="made for a 28x20 clip"):
         vsvsr.overfit(synth.array_clip(synth.make_frames(NUM, H, W + 2)), pack=pack)
@@ -119,7 +138,9 @@ def test_wrong_clip_and_arguments_are_refused(pack, frames) -> None:
     with pytest.raises(BackendUnavailableError, match="cannot run overfit packs"):
         vsvsr.overfit(synth.array_clip(frames), pack=pack, backend="tensorrt")
     with pytest.raises(ClipFormatError, match="streams must be"):
-        vsvsr.overfit(synth.array_clip(frames), pack=pack, streams=0)
+        vsvsr.overfit(synth.array_clip(frames), pack=pack, streams=-1)
+    with pytest.raises(ClipFormatError, match="threads must be"):
+        vsvsr.overfit(synth.array_clip(frames), pack=pack, threads=1.5)
     with pytest.raises(ClipFormatError, match="mode must be"):
         vsvsr.overfit(synth.array_clip(frames), pack=pack, mode="tiles")
 

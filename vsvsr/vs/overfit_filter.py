@@ -15,12 +15,26 @@ import vapoursynth as vs
 
 from vsvsr.errors import ClipFormatError
 from vsvsr.stdo.pack import read_pack
-from vsvsr.stdo.runner import MODES, PackRunner
+from vsvsr.stdo.runner import MODES, PackRunner, pick_backend
 from vsvsr.vs import formats
 from vsvsr.vs.frames import read_rgb, write_rgb
 
 log = logging.getLogger(__name__)
 FUNC = "vsvsr.overfit"
+
+
+def parallelism(backend: str, streams: int, threads: int) -> tuple[int, int]:
+    """Resolve ``streams=0`` / ``threads=0`` to (frames at once, inference threads per frame).
+
+    On the CPU, one frame per VapourSynth thread with the cores shared out among them; on CUDA
+    one stream (the GPU is the bottleneck; ONNX Runtime's thread count does not matter there).
+    """
+    cores = os.cpu_count() or 1
+    if streams == 0:
+        streams = 1 if backend == "ort-cuda" else max(1, min(vs.core.num_threads, cores))
+    if threads == 0:
+        threads = max(1, cores // streams)
+    return streams, threads
 
 
 class _Selector:
@@ -50,7 +64,7 @@ def overfit(
     scale: int | None = None,
     mode: str = "full",
     threads: int = 0,
-    streams: int = 1,
+    streams: int = 0,
 ) -> vs.VideoNode:
     """Super-resolve ``clip`` with the overfit models of ``pack`` (from ``vsvsr overfit``).
 
@@ -66,20 +80,27 @@ def overfit(
             ``patch`` (each patch on a crop with its receptive-field margin) or ``box`` (each
             model but the most used one on the bounding box of its patches plus margin);
             all seam-free and equal (see :mod:`vsvsr.stdo.runner`).
-        threads: inference threads per frame (0: all cores).
-        streams: frames upscaled at the same time. VapourSynth runs one ModifyFrame node's
-            selector one frame at a time; with ``streams > 1`` frame ``n`` goes to copy
-            ``n % streams`` of the node (through ``std.FrameEval``), so that many frames run
-            at once (give them ``threads`` so that ``streams * threads`` fits the cores).
+        threads: inference threads per frame (0: the cores divided among the streams).
+        streams: frames upscaled at the same time (0: one per VapourSynth thread on the CPU
+            backend, one on CUDA). VapourSynth runs one ModifyFrame node's selector one frame
+            at a time; with ``streams > 1`` frame ``n`` goes to copy ``n % streams`` of the
+            node (through ``std.FrameEval``), so that many frames run at once. Frames in
+            parallel with one inference thread each beat one frame on all cores (1.8x on 2
+            cores, docs/stdo.md), hence the default.
     """
     info = formats.inspect_clip(clip, FUNC, matrix)
     out_fmt = formats.check_output_format(output_format, FUNC)
-    if not isinstance(streams, int) or streams < 1:
-        raise ClipFormatError(f"{FUNC}: streams must be a whole number >= 1, got {streams!r}")
+    if not isinstance(streams, int) or isinstance(streams, bool) or streams < 0:
+        raise ClipFormatError(f"{FUNC}: streams must be a whole number >= 0 (0: automatic), "
+                              f"got {streams!r}")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise ClipFormatError(f"{FUNC}: threads must be a whole number >= 0 (0: automatic), "
+                              f"got {threads!r}")
     if mode not in MODES:
         raise ClipFormatError(f"{FUNC}: mode must be one of {', '.join(MODES)}, got {mode!r}")
     p = read_pack(pack, size=(info.width, info.height), frames=info.num_frames, scale=scale,
                   func=FUNC)
+    streams, threads = parallelism(pick_backend(backend, FUNC), streams, threads)
     runner = PackRunner(p, backend, threads=threads, mode=mode)
     rgb = formats.to_model_rgb(clip, info)
     work_fmt = vs.RGBH if out_fmt == "RGBH" else vs.RGBS
@@ -92,5 +113,6 @@ def overfit(
         copies = [template.std.ModifyFrame([template, rgb], selector) for _ in range(streams)]
         out = template.std.FrameEval(lambda n: copies[n % streams])
     out = formats.from_model_rgb(out, info, out_fmt)
-    log.info("%s: %s on %s (%s mode)", FUNC, p.describe(), runner.backend, mode)
+    log.info("%s: %s on %s (%s mode, %d streams x %d threads)", FUNC, p.describe(),
+             runner.backend, mode, streams, threads)
     return out
