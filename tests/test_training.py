@@ -262,3 +262,49 @@ def test_export_command_makes_a_model_the_filter_backends_load(tmp_path: Path,
              "step": np.full((1, 1, 1, 1), 4.0, np.float32)}
     np.testing.assert_allclose(ort.run(feeds)["sr"], pt.run(feeds)["sr"], atol=1e-4)
     assert main(["export", str(tmp_path / "nope.pt"), "--name", "x"]) == 1
+
+
+def test_state_bank_slots_mix_sequences_and_refresh_the_oldest(photos: list[torch.Tensor]) -> None:
+    """bank_slots > 1: every step mixes sequences of all slots (carried states still equal a
+    sequential run over that row), one slot (round robin) is recomputed every ``reuse`` draws,
+    and the bank's state round-trips exactly."""
+    cfg = tiny_config(Path("unused"))
+    from vsvsr.nets.rvsr_arch import RVSRNet
+
+    torch.manual_seed(0)
+    net = RVSRNet(cfg.arch)
+    torch.nn.init.normal_(net.to_residual.weight, std=0.05)
+    sampler = SequenceSampler(photos, scale=2, crop=8, length=10, batch=2, supersample=2,
+                              motion=MotionConfig(), seed=5)
+    bank = StateBank(sampler, clip_length=3, reuse=2, p_fresh=0.0, seed=1, slots=3)
+    rows_seen: set[int] = set()
+    with torch.no_grad():
+        clip = bank.draw(net)
+        assert bank.refreshes == 3 and bank.lr is not None and bank.lr.shape[0] == 6
+        first_rows = bank.lr.clone()
+        for _ in range(3):
+            for b in range(2):
+                start = int(clip.step0[b])
+                row = [r for r in range(6)
+                       if torch.equal(bank.lr[r, start:start + 3], clip.lr[b])]
+                assert len(row) == 1
+                rows_seen.add(row[0])
+                if clip.carried[b]:
+                    want = sequential_states(net, bank.lr[row[0]])[start - 1]
+                    torch.testing.assert_close(clip.state0[b], want, atol=1e-5, rtol=1e-5)
+            clip = bank.draw(net)
+        # 4 draws with reuse 2: one more refresh, of slot 0 (rows 0-1) only
+        assert bank.refreshes == 4
+        assert not torch.equal(bank.lr[:2], first_rows[:2])
+        assert torch.equal(bank.lr[2:], first_rows[2:])
+        assert len({r // 2 for r in rows_seen}) >= 2, "clip batches mix the slots"
+        saved = bank.state_dict()
+        a = bank.draw(net)
+        twin = StateBank(sampler, clip_length=3, reuse=2, p_fresh=0.0, seed=1, slots=3)
+        twin.load_state_dict(saved)
+    with pytest.raises(ValueError, match="slots"):
+        StateBank(sampler, clip_length=3, reuse=2, p_fresh=0.0, seed=1).load_state_dict(saved)
+    sampler.load_state_dict(saved["sampler"])
+    with torch.no_grad():
+        b2 = twin.draw(net)
+    assert torch.equal(a.lr, b2.lr) and torch.equal(a.state0, b2.state0)

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-length", type=int, default=None, help="PI: training sequence length N")
     p.add_argument("--reuse", type=int, default=None, help="PI: reuse factor R")
     p.add_argument("--p-fresh", type=float, default=None, help="PI: share of fresh starts")
+    p.add_argument("--bank-slots", type=int, default=None,
+                   help="PI: batches of sequences in the bank, mixed in every step (default 1)")
     p.add_argument("--flow-loss", type=float, default=None, help="weight of the flow warp loss")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--lr-min", type=float, default=None)
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 _PLAIN = {"out": "out_dir", "scheme": "scheme", "minutes": "minutes", "iters": "iters",
           "threads": "threads", "batch": "batch", "crop": "crop", "clip_length": "clip_length",
           "seq_length": "seq_length", "reuse": "reuse", "p_fresh": "p_fresh",
+          "bank_slots": "bank_slots",
           "flow_loss": "flow_loss", "lr": "lr", "lr_min": "lr_min",
           "warmup_iters": "warmup_iters", "seed": "seed",
           "checkpoint_minutes": "checkpoint_minutes", "video_weight": "video_weight",

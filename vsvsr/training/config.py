@@ -64,6 +64,9 @@ class TrainConfig:
     seq_length: int = 64  #: PI: frames of each training sequence run to fill the bank (N)
     reuse: int = 8  #: PI: clips drawn from one computed state sequence before recomputing (R)
     p_fresh: float = 0.25  #: PI: share of clips that still start from the reset state
+    #: PI: batches of sequences in the bank; S > 1 mixes them in every clip batch and
+    #: recomputes the oldest every ``reuse`` steps (same compute, decorrelated steps)
+    bank_slots: int = 1
     flow_loss: float = 0.1  #: weight of a network's auxiliary loss (the flow net's warp loss)
     # -- data ----------------------------------------------------------------------------------
     data_dirs: tuple[str, ...] = ()  #: folders searched recursively for jpg/png photos
@@ -110,8 +113,10 @@ class TrainConfig:
                              f"{self.clip_length}")
         if not 0.0 <= self.video_weight <= 1.0:
             raise ValueError(f"TrainConfig: video_weight must be in [0, 1], got {self.video_weight}")
-        if self.reuse < 1 or not 0.0 <= self.p_fresh <= 1.0 or self.flow_loss < 0:
-            raise ValueError("TrainConfig: need reuse >= 1, 0 <= p_fresh <= 1, flow_loss >= 0")
+        if (self.reuse < 1 or not 0.0 <= self.p_fresh <= 1.0 or self.flow_loss < 0
+                or self.bank_slots < 1):
+            raise ValueError("TrainConfig: need reuse >= 1, 0 <= p_fresh <= 1, flow_loss >= 0, "
+                             "bank_slots >= 1")
         arch_name(self.arch)  # raises for a config type no architecture has
         for name in ("presize", "supersample", "clip_length", "batch", "crop", "threads"):
             if getattr(self, name) < 1:

@@ -96,7 +96,7 @@ class Trainer:
         self.sampler = make_sampler(config, photos)
         self.clips: FreshClips | StateBank = (
             StateBank(self.sampler, clip_length=config.clip_length, reuse=config.reuse,
-                      p_fresh=config.p_fresh, seed=config.seed)
+                      p_fresh=config.p_fresh, seed=config.seed, slots=config.bank_slots)
             if config.scheme == "pi" else FreshClips(self.sampler))
         self.iteration = 0
         self.elapsed = 0.0
