@@ -62,7 +62,7 @@ def export(run_dir: Path, weights_dir: Path, scale: int) -> None:
 
 
 #: The experiment behind each shipped default (see configs/README.md and docs/models.md).
-DEFAULT_CONFIGS = {2: REPO / "configs" / "x2-rvsr-pi-ft.yaml",
+DEFAULT_CONFIGS = {2: REPO / "configs" / "x2-rvsr-pi-ft2.yaml",
                    4: REPO / "configs" / "x4-rvsr-pi-ft.yaml"}
 
 
