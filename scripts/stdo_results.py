@@ -146,6 +146,9 @@ def cmd_fps(args: argparse.Namespace) -> None:
     makers["stdo-4/full/streams2"] = ours("stdo-4", "full", 2, 1)
     makers["stdo-4/patch/streams2"] = ours("stdo-4", "patch", 2, 1)
     makers["jstdo-4/full/streams2"] = ours("jstdo-4", "full", 2, 1)
+    # the filter's defaults (streams=0, threads=0: a frame per VapourSynth thread, cores shared)
+    makers["stdo-4/patch/default"] = ours("stdo-4", "patch", 0, 0)
+    makers["jstdo-4/full/default"] = ours("jstdo-4", "full", 0, 0)
     if args.mlrt_plugin:
         vs.core.std.LoadPlugin(str(args.mlrt_plugin))
         onnx = folder / "jstdo-4.onnx"

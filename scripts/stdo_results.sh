@@ -27,6 +27,8 @@ wait
 
 common=(--scale 4 --out "$OUT" --threads 1 --no-progress)
 ( $PY scripts/stdo_results.py train --clip "$REAL/realbasicvsr_demo_000" "${common[@]}" &&
+  $PY scripts/stdo_results.py train --clip "$REAL/realbasicvsr_demo_000" --epochs 100 \
+    --tag=-e100 "${common[@]}" &&
   $PY scripts/stdo_results.py train --clip "$REAL/basicvsrpp_demo_000" --scale 2 --out "$OUT" \
     --threads 1 --no-progress ) > "$OUT/train-realbasicvsr.log" 2>&1 &
 ( $PY scripts/stdo_results.py train --clip "$REAL/basicvsrpp_demo_000" "${common[@]}" &&
