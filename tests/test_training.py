@@ -163,17 +163,23 @@ def sequential_states(net: torch.nn.Module, lr: torch.Tensor) -> list[torch.Tens
     return out
 
 
-def test_state_bank_starts_clips_from_stored_states(photos: list[torch.Tensor]) -> None:
-    """PI-BPTT: carried clips start from the state a sequential run has at that frame, with the
-    right step and previous frame; fresh ones from zeros; recomputed every ``reuse`` clips."""
-    cfg = tiny_config(Path("unused"))
+def bank_net_and_sampler(photos: list[torch.Tensor], batch: int) -> tuple[torch.nn.Module,
+                                                                          SequenceSampler]:
+    """A tiny rvsr with a non-zero residual head (so states differ from zero) and a sampler
+    of 10-frame sequences, for the state-bank tests."""
     from vsvsr.nets.rvsr_arch import RVSRNet
 
     torch.manual_seed(0)
-    net = RVSRNet(cfg.arch)
+    net = RVSRNet(tiny_config(Path("unused")).arch)
     torch.nn.init.normal_(net.to_residual.weight, std=0.05)
-    sampler = SequenceSampler(photos, scale=2, crop=8, length=10, batch=4, supersample=2,
-                              motion=MotionConfig(), seed=5)
+    return net, SequenceSampler(photos, scale=2, crop=8, length=10, batch=batch, supersample=2,
+                                motion=MotionConfig(), seed=5)
+
+
+def test_state_bank_starts_clips_from_stored_states(photos: list[torch.Tensor]) -> None:
+    """PI-BPTT: carried clips start from the state a sequential run has at that frame, with the
+    right step and previous frame; fresh ones from zeros; recomputed every ``reuse`` clips."""
+    net, sampler = bank_net_and_sampler(photos, batch=4)
     bank = StateBank(sampler, clip_length=3, reuse=3, p_fresh=0.0, seed=1)
     carried_seen = 0
     with torch.no_grad():
@@ -268,14 +274,7 @@ def test_state_bank_slots_mix_sequences_and_refresh_the_oldest(photos: list[torc
     """bank_slots > 1: every step mixes sequences of all slots (carried states still equal a
     sequential run over that row), one slot (round robin) is recomputed every ``reuse`` draws,
     and the bank's state round-trips exactly."""
-    cfg = tiny_config(Path("unused"))
-    from vsvsr.nets.rvsr_arch import RVSRNet
-
-    torch.manual_seed(0)
-    net = RVSRNet(cfg.arch)
-    torch.nn.init.normal_(net.to_residual.weight, std=0.05)
-    sampler = SequenceSampler(photos, scale=2, crop=8, length=10, batch=2, supersample=2,
-                              motion=MotionConfig(), seed=5)
+    net, sampler = bank_net_and_sampler(photos, batch=2)
     bank = StateBank(sampler, clip_length=3, reuse=2, p_fresh=0.0, seed=1, slots=3)
     rows_seen: set[int] = set()
     with torch.no_grad():
