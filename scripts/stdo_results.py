@@ -77,6 +77,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         d["wall_seconds"] = round(time.monotonic() - t0, 1)
         d["clip"] = args.clip
         d["epochs"] = args.epochs * mult
+        d["backbone"] = args.backbone
         report_file.write_text(json.dumps(d, indent=1))
         print(f"{name}: {rep.psnr:.3f} dB (bicubic {rep.bicubic_psnr:.3f}), "
               f"{rep.train_seconds:.0f} s training", flush=True)
@@ -129,7 +130,7 @@ def cmd_fps(args: argparse.Namespace) -> None:
     vs.core.num_threads = args.vs_threads
     hr = crop_to_multiple(load_hr(args.clip, args.scale), args.scale)
     lr = degrade(hr, args.scale)
-    folder = args.out / f"{clip_name(args.clip)}-x{args.scale}"
+    folder = args.out / f"{clip_name(args.clip)}-x{args.scale}{args.tag}"
     res: dict[str, Any] = {"clip": args.clip, "frames": len(lr), "vs_threads": args.vs_threads,
                            "ort_threads": args.threads, "lr_size": [lr[0].shape[1], lr[0].shape[0]],
                            "cpu_count": os.cpu_count(), "rounds": args.rounds}
@@ -222,7 +223,8 @@ def cmd_report(args: argparse.Namespace) -> None:
         s = any_rep["scale"]
         lines += [f"### {folder.name}: {any_rep['frames']} frames, {w}x{h} -> {w * s}x{h * s} "
                   f"(x{s}), grid {any_rep['grid'][0]}x{any_rep['grid'][1]}, "
-                  f"{reps.get('stdo-4', any_rep).get('epochs')} epochs per model", "",
+                  f"{reps.get('stdo-4', any_rep).get('epochs')} epochs per model, "
+                  f"{any_rep.get('backbone', 'espcn')}", "",
                   "| method | models | Y-PSNR (dB) | vs general | model bytes | params/model "
                   "| label bytes/frame | training (s) |", "| --- | --- | --- | --- | --- | --- | --- | --- |",
                   f"| bicubic | 0 | {any_rep['bicubic_psnr']:.3f} | "
