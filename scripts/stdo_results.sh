@@ -36,9 +36,19 @@ common=(--scale 4 --out "$OUT" --threads 1 --no-progress)
   > "$OUT/train-basicvsrpp-long.log" 2>&1 &
 wait
 
+# WDSR-s on the small clip, with its own 3-minute general model (not shipped)
+if [ ! -f "$OUT/general-wdsr-s-x4.pth" ]; then
+  $PY -m vsvsr.stdo.general --scale 4 --backbone wdsr-s --minutes "$GENERAL_MINUTES" --threads 1 \
+    --out "$OUT/general-wdsr-s-x4.pth" > "$OUT/general-wdsr-s-x4.log" 2>&1
+fi
+$PY scripts/stdo_results.py train --clip "$REAL/basicvsrpp_demo_000" --backbone wdsr-s \
+  --general "$OUT/general-wdsr-s-x4.pth" --tag=-wdsr-s "${common[@]}" > "$OUT/train-wdsr.log" 2>&1
+
 mlrt=()
 [ -f "$MLRT" ] && mlrt=(--mlrt-plugin "$MLRT")
 OMP_NUM_THREADS=2 $PY scripts/stdo_results.py fps --clip "$REAL/realbasicvsr_demo_000" \
   --scale 4 --out "$OUT" --threads 0 --vs-threads 2 --rounds 3 "${mlrt[@]}" > "$OUT/fps.log" 2>&1
+OMP_NUM_THREADS=2 $PY scripts/stdo_results.py fps --clip "$REAL/basicvsrpp_demo_000" --tag=-wdsr-s \
+  --scale 4 --out "$OUT" --threads 0 --vs-threads 2 --rounds 3 "${mlrt[@]}" > "$OUT/fps-wdsr.log" 2>&1
 $PY scripts/stdo_results.py report --out "$OUT" --md "$OUT/tables.md" \
   --heatmap docs/stdo-heatmap.png --heatmap-clip "$REAL/realbasicvsr_demo_000"
