@@ -35,6 +35,9 @@ class RVSRFConfig:
     flow_width: int = 24  #: channels of the flow network
     step_clamp: int = 32  #: step numbers above this are treated as "long-running"
     step_cond: bool = True  #: feed the step number (off: the plane is zero; for ablations)
+    #: negative slope of the trunk's units: 0.1 (leaky) keeps a fresh net's units alive; 0.0
+    #: (ReLU) matches the single-frame control, for a warm start from it (training/warm_start)
+    leak: float = 0.1
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 3, 4):
@@ -42,6 +45,8 @@ class RVSRFConfig:
         for name in ("width", "blocks", "hidden", "flow_width", "step_clamp"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RVSRFConfig: {name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.leak < 1.0:
+            raise ValueError(f"RVSRFConfig: leak must be in [0, 1), got {self.leak}")
 
     @property
     def state_channels(self) -> int:
@@ -98,7 +103,7 @@ class RVSRFNet(nn.Module):
         # current LR, aligned previous minus current (occlusion cue), state, step
         in_ch = 3 + 3 + c.state_channels + 1
         self.head = nn.Conv2d(in_ch, c.width, 3, padding=1)
-        self.body = nn.Sequential(*[ResBlock(c.width, leak=0.1) for _ in range(c.blocks)])
+        self.body = nn.Sequential(*[ResBlock(c.width, leak=c.leak) for _ in range(c.blocks)])
         self.to_hidden = nn.Conv2d(c.width, c.hidden, 3, padding=1)
         self.to_residual = nn.Conv2d(c.width, 3 * c.scale * c.scale, 3, padding=1)
         nn.init.zeros_(self.to_residual.weight)
@@ -126,7 +131,7 @@ class RVSRFNet(nn.Module):
         # (seen here: 60% -> 14% active units in 170 steps); centring and leaky units avoid it.
         x = torch.cat([lr - 0.5, prev_aligned - lr, hidden,
                        F.pixel_unshuffle(sr_prev - base, s), t_plane], dim=1)
-        f = F.leaky_relu(self.head(x), 0.1)
+        f = F.leaky_relu(self.head(x), c.leak)
         f = f + self.body(f)
         new_hidden = torch.tanh(self.to_hidden(f))
         sr = base + F.pixel_shuffle(self.to_residual(f), s)

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video-weight", type=float, default=None,
                    help="share of batches from --video when photos are used too (default 0.5)")
     p.add_argument("--init-from", default=None, metavar="CKPT",
-                   help="start from the weights of this checkpoint (same architecture)")
+                   help="start from the weights of this checkpoint (same architecture, or an sfsr "
+                        "control of the same width/depth for rvsr/rvsrf: a warm start)")
     p.add_argument("--minutes", type=float, default=None, help="total training-time budget")
     p.add_argument("--iters", type=int, default=None, help="total iteration budget")
     p.add_argument("--resume", action="store_true", help="continue OUT/last.pt if it exists")

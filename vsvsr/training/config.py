@@ -80,7 +80,9 @@ class TrainConfig:
     batch: int = 4
     crop: int = 32  #: LR crop size in pixels (HR is ``crop * scale``)
     #: start from these weights (a ``last.pt`` of the same architecture): e.g. PI-BPTT
-    #: fine-tuning of an RI-trained model. Only the weights: optimiser and schedule start anew.
+    #: fine-tuning of an RI-trained model; or of the single-frame control ``sfsr`` of the same
+    #: width and depth for a recurrent net (a warm start, training/warm_start.py). Only the
+    #: weights: optimiser and schedule start anew.
     init_from: str | None = None
     # -- optimisation --------------------------------------------------------------------------
     lr: float = 1e-3

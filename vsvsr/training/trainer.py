@@ -108,11 +108,18 @@ class Trainer:
         self.net.head.register_forward_hook(self._record_alive)
         if state is None and config.init_from:
             init = load_checkpoint(config.init_from)
-            if init.config.arch != config.arch:
+            if init.config.arch_name != config.arch_name:  # a single-frame control: warm start
+                from vsvsr.training.warm_start import transfer_single_frame
+
+                transfer_single_frame(self.net, config.arch_name, init.config.arch_name,
+                                      init.config.arch, init.model)
+            elif init.config.arch != config.arch:
                 raise ValueError(f"Trainer: init_from {config.init_from} is a {init.config.arch}, "
                                  f"not the requested {config.arch}")
-            self.net.load_state_dict(init.model)
-            log.info("initialized from %s (iteration %d)", config.init_from, init.iteration)
+            else:
+                self.net.load_state_dict(init.model)
+            log.info("initialized from %s (%s, iteration %d)", config.init_from,
+                     init.config.arch_name, init.iteration)
         if state is not None:
             self.net.load_state_dict(state.model)
             self.optimizer.load_state_dict(state.optimizer)
