@@ -14,8 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vsvsr.encode.ffmpeg import FfmpegError, find_ffmpeg  # noqa: E402
-from vsvsr.training.config import MotionConfig  # noqa: E402
-from vsvsr.training.degrade import downscale  # noqa: E402
+from vsvsr.training.config import MotionConfig, TemporalConfig  # noqa: E402
+from vsvsr.training.degrade import downscale, make_lr  # noqa: E402
+from vsvsr.training.video_cache import CachedSequence, cached_sequence, find_cuts  # noqa: E402
 from vsvsr.training.sequences import SequenceSampler, synthetic_photos  # noqa: E402
 from vsvsr.training.video_source import (  # noqa: E402
     MixedSampler,
@@ -186,7 +187,8 @@ def test_load_sequences_finds_and_loads(media: dict[str, Path]) -> None:
 # -- VideoClipSampler -----------------------------------------------------------------------------
 def test_sampler_shapes_windows_and_crops(media: dict[str, Path]) -> None:
     seqs = load_sequences([media["video"], media["folder"]], presize=1, max_frames=None)
-    s = VideoClipSampler(seqs, scale=2, crop=8, length=5, batch=3, seed=0)
+    s = VideoClipSampler(seqs, scale=2, crop=8, length=5, batch=3, seed=0,
+                         temporal=TemporalConfig(max_stride=1, p_hold=0.0))
     reversed_seen = forward_seen = False
     for _ in range(8):
         lr, hr = s.sample()
@@ -194,7 +196,8 @@ def test_sampler_shapes_windows_and_crops(media: dict[str, Path]) -> None:
         assert lr.dtype == hr.dtype == torch.float32
         assert 0.0 <= float(lr.min()) and float(lr.max()) <= 1.0
         assert 0.0 <= float(hr.min()) and float(hr.max()) <= 1.0
-        assert torch.equal(lr, downscale(hr.flatten(0, 1), 2).unflatten(0, (3, 5)))
+        assert torch.equal(lr, make_lr(hr, 2))
+        assert torch.equal(lr, (lr * 255).round() / 255)  # on the 8-bit grid, as real LR is
         for clip_lr, clip_hr in zip(lr, hr, strict=True):
             idx = frame_index(clip_lr)
             assert torch.equal(idx, frame_index(clip_hr))
@@ -225,15 +228,17 @@ def test_sampler_resumes_from_state_dict(media: dict[str, Path]) -> None:
 
 def test_sampler_too_short_or_too_small(caplog: pytest.LogCaptureFixture) -> None:
     short = as_tensor(make_frames(3))
-    with pytest.raises(ValueError, match=r"none of 1 sequences has 5 frames or more at 16x16 px"):
+    with pytest.raises(ValueError, match=r"none of 1 sequences has a shot of 5 frames or more at "
+                                         r"16x16 px"):
         VideoClipSampler([short], scale=2, crop=8, length=5, batch=1, seed=0)
-    with pytest.raises(ValueError, match=r"has 3 frames or more at 48x48 px .*crop 24 x scale 2"):
+    with pytest.raises(ValueError, match=r"shot of 3 frames or more at 48x48 px .*crop 24 x "
+                                         r"scale 2"):
         VideoClipSampler([short], scale=2, crop=24, length=3, batch=1, seed=0)
     with caplog.at_level(logging.INFO, logger="vsvsr.training.video_source"):
         s = VideoClipSampler([short, as_tensor(make_frames(6))], scale=2, crop=8, length=5,
                              batch=1, seed=0)
-    assert len(s.sequences) == 1
-    assert "skipping 1 of 2 sequences shorter than 5 frames or smaller than 16 px" in caplog.text
+    assert {i for i, _, _ in s.shots} == {1}
+    assert "skipping 1 of 2 sequences without a shot of 5 frames at 16 px" in caplog.text
     with pytest.raises(ValueError, match=r"sequence 0 must be uint8 \(T, 3, H, W\)"):
         VideoClipSampler([short.float()], scale=2, crop=8, length=2, batch=1, seed=0)
 
@@ -241,7 +246,11 @@ def test_sampler_too_short_or_too_small(caplog: pytest.LogCaptureFixture) -> Non
 def test_sampler_weights_follow_frames_times_area() -> None:
     a, b = as_tensor(make_frames(4)), as_tensor(make_frames(8, h=18, w=44))
     s = VideoClipSampler([a, b], scale=1, crop=8, length=2, batch=1, seed=0)
-    assert torch.allclose(s.weights, torch.tensor([4 * 36.0, 8 * 18.0], dtype=torch.float64) / 288)
+    # window positions x area: (4 - 2 + 1) x 36 x 44 and (8 - 2 + 1) x 18 x 44
+    assert torch.equal(s.window_weights(2), torch.tensor([3 * 36 * 44.0, 7 * 18 * 44.0],
+                                                         dtype=torch.float64))
+    assert torch.equal(s.window_weights(5), torch.tensor([0.0, 4 * 18 * 44.0],
+                                                         dtype=torch.float64))
 
 
 # -- MixedSampler ---------------------------------------------------------------------------------
@@ -301,3 +310,54 @@ def test_mixed_photos_and_videos(media: dict[str, Path]) -> None:
     for _ in range(4):
         lr, hr = mix.sample()
         assert lr.shape == (2, 4, 3, 8, 8) and hr.shape == (2, 4, 3, 16, 16)
+
+
+# -- temporal augmentation, shot cuts, the decode-once cache ---------------------------------------
+def test_sampler_strides_holds_and_never_crosses_a_cut() -> None:
+    frames = as_tensor(make_frames(24, red_base=8)).numpy()
+    # shots [0, 9), [9, 24): no window may mix frames of both
+    seq = CachedSequence(path=Path("x"), frames=frames, cuts=(9,))
+    s = VideoClipSampler([seq], scale=2, crop=8, length=5, batch=4, seed=3,
+                         temporal=TemporalConfig(max_stride=3, p_stride=0.5, p_hold=0.5))
+    strides, held = set(), False
+    for _ in range(40):
+        _, hr = s.sample()
+        for clip in hr:
+            idx = frame_index(clip, red_base=8)
+            assert bool((idx < 9).all()) or bool((idx >= 9).all()), idx
+            steps = idx.diff().abs()
+            strides |= set(steps[steps > 0].tolist())
+            held |= bool((steps == 0).any())
+            assert len(set(steps[steps > 0].tolist())) <= 1  # one stride per window
+    assert strides == {1, 2, 3} and held
+
+
+def test_video_cache_equals_direct_decode_and_maps_later(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = make_frames(10)
+    frames[6:, ..., 1:] = 255 - frames[6:, ..., 1:]  # a hard cut at frame 6
+    video = write_video(tmp_path / "clip.mpg", frames, ("-c:v", "ffv1", "-f", "matroska"))
+    direct = load_sequence(video, presize=2, max_frames=None)
+    cached = cached_sequence(video, presize=2, cache_dir=tmp_path / "cache")
+    assert isinstance(cached.frames, np.memmap) or isinstance(cached.frames.base, np.memmap)
+    assert np.array_equal(np.asarray(cached.frames), direct.numpy())
+    assert cached.cuts == (6,) and cached.shots == [(0, 6), (6, 10)]
+
+    def no_decode(*_a: object, **_k: object) -> None:
+        raise AssertionError("decoded again although cached")
+
+    monkeypatch.setattr("vsvsr.training.video_source.load_sequence", no_decode)
+    again = cached_sequence(video, presize=2, cache_dir=tmp_path / "cache")
+    assert np.array_equal(np.asarray(again.frames), direct.numpy())
+    assert find_sequences([tmp_path]) == [video]  # .mpg counts as video
+
+
+def test_cuts_match_the_listed_shot_changes() -> None:
+    """The detector finds the cuts ``train_videos/SOURCES.md`` lists (ffmpeg scene score)."""
+    clip = Path(__file__).resolve().parents[2] / "shared/data/train_videos/tears_of_steel_360p.mp4"
+    if not clip.is_file():
+        pytest.skip("../shared/data/train_videos is not here")
+    frames = load_sequence(clip, presize=4, max_frames=None).numpy()
+    cuts = find_cuts(frames)
+    for seconds in (0.9, 2.7, 7.7):  # SOURCES.md, 24 fps
+        assert any(abs(c - seconds * 24) <= 2 for c in cuts), (seconds, cuts)

@@ -10,6 +10,7 @@ from vsvsr.nets.arch_registry import ARCHS, arch_config, arch_name
 from vsvsr.nets.rvsr_arch import RVSRConfig
 from vsvsr.nets.rvsrf_arch import RVSRFConfig
 from vsvsr.nets.sfsr_arch import SFSRConfig
+from vsvsr.training.precision import PRECISIONS
 
 #: Any architecture's config dataclass.
 ArchConfig = RVSRConfig | RVSRFConfig | SFSRConfig
@@ -48,6 +49,24 @@ class MotionConfig:
 
 
 @dataclass(kw_only=True, frozen=True)
+class TemporalConfig:
+    """Temporal augmentation of real-video windows (more motion kinds from the same footage)."""
+
+    max_stride: int = 2  #: frame strides drawn from 1..max_stride (stride 2 = twice the motion)
+    p_stride: float = 0.3  #: share of windows with a stride above 1
+    p_hold: float = 0.1  #: share of windows where the picture freezes for a few frames
+    p_reverse: float = 0.5  #: share of windows played backwards
+
+    def __post_init__(self) -> None:
+        if self.max_stride < 1:
+            raise ValueError(f"TemporalConfig: max_stride must be >= 1, got {self.max_stride}")
+        for name in ("p_stride", "p_hold", "p_reverse"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"TemporalConfig: {name} is a probability, got "
+                                 f"{getattr(self, name)}")
+
+
+@dataclass(kw_only=True, frozen=True)
 class TrainConfig:
     """Everything that defines one training run; the trainer never reads settings elsewhere.
 
@@ -73,6 +92,10 @@ class TrainConfig:
     #: real video: video files, folders of frames, or folders of those (see ``video_source``)
     video_paths: tuple[str, ...] = ()
     video_weight: float = 0.5  #: share of batches drawn from ``video_paths`` when both are given
+    #: file or folder names under ``video_paths`` left out: the validation split for choosing runs
+    video_exclude: tuple[str, ...] = ()
+    video_presize: int | None = None  #: shrink factor of the videos (None: ``presize``)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
     presize: int = 2  #: photos are shrunk by this first (the JPEGs are compressed)
     supersample: int = 2  #: warps run at this multiple of HR, then get downscaled (sharp targets)
     motion: MotionConfig = field(default_factory=MotionConfig)
@@ -99,6 +122,9 @@ class TrainConfig:
     out_dir: str = "runs/rvsr"
     checkpoint_minutes: float = 5.0  #: wall-time interval between periodic checkpoints
     threads: int = 1  #: torch intra-op threads (the CPU is shared)
+    #: "auto" (bf16 autocast + channels_last where the CPU has native bf16, else fp32),
+    #: "bf16" (refused without native bf16) or "fp32"; weights and optimizer stay fp32
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.iters is None and self.minutes is None:
@@ -120,9 +146,14 @@ class TrainConfig:
             raise ValueError("TrainConfig: need reuse >= 1, 0 <= p_fresh <= 1, flow_loss >= 0, "
                              "bank_slots >= 1")
         arch_name(self.arch)  # raises for a config type no architecture has
+        if self.video_presize is not None and self.video_presize < 1:
+            raise ValueError(f"TrainConfig: video_presize must be >= 1, got {self.video_presize}")
         for name in ("presize", "supersample", "clip_length", "batch", "crop", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig: {name} must be >= 1, got {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig: precision must be one of {PRECISIONS}, got "
+                             f"{self.precision!r}")
         if self.warmup_iters < 0:
             raise ValueError(f"TrainConfig: warmup_iters must be >= 0, got {self.warmup_iters}")
         if not 0 < self.lr_min <= self.lr:
@@ -146,6 +177,7 @@ class TrainConfig:
         data["arch_name"] = self.arch_name
         data["data_dirs"] = list(self.data_dirs)
         data["video_paths"] = list(self.video_paths)
+        data["video_exclude"] = list(self.video_exclude)
         return data
 
     @classmethod
@@ -160,6 +192,8 @@ class TrainConfig:
         data["motion"] = MotionConfig(**dict(data.get("motion", {})))
         data["data_dirs"] = tuple(data.get("data_dirs", ()))
         data["video_paths"] = tuple(data.get("video_paths", ()))
+        data["video_exclude"] = tuple(data.get("video_exclude", ()))
+        data["temporal"] = TemporalConfig(**dict(data.get("temporal", {})))
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"TrainConfig: unknown settings {sorted(unknown)}")

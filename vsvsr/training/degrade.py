@@ -34,3 +34,19 @@ def downscale(hr: torch.Tensor, scale: int) -> torch.Tensor:
         hr, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False
     )
     return lr.clamp_(0.0, 1.0)
+
+
+def to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Round [0, 1] values to the 8-bit grid, as every real LR frame (and ``vsvsr eval``) is."""
+    return x.mul(255.0).round_().div_(255.0)
+
+
+def make_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The training LR of an HR batch (..., 3, H, W): :func:`downscale`, then 8-bit rounding.
+
+    Without the rounding the network would learn from sub-quantum detail that no real input
+    (and no evaluation input) carries.
+    """
+    lead = hr.shape[:-3]
+    lr = downscale(hr.reshape(-1, *hr.shape[-3:]), scale)
+    return to_8bit(lr).reshape(*lead, *lr.shape[-3:])

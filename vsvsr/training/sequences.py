@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from vsvsr.training.config import MotionConfig
-from vsvsr.training.degrade import downscale
+from vsvsr.training.degrade import downscale, make_lr
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +119,7 @@ class SequenceSampler:
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch: LR (B, T, 3, crop, crop) and HR (B, T, 3, crop*s, crop*s), float [0, 1]."""
         hr = torch.stack([self._clip() for _ in range(self.batch)])
-        b, t = hr.shape[:2]
-        lr = downscale(hr.flatten(0, 1), self.scale).unflatten(0, (b, t))
-        return lr, hr
+        return make_lr(hr, self.scale), hr
 
     def _trajectory(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per-frame camera offset (T, 2) in source px, zoom (T,), rotation (T,), gain (T,)."""

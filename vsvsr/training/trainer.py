@@ -27,6 +27,7 @@ from vsvsr.nets.blocks import charbonnier
 from vsvsr.training.checkpoint import LAST_NAME, TrainState, load_checkpoint, save_checkpoint
 from vsvsr.training.clips import FreshClips, StateBank, unroll
 from vsvsr.training.config import TrainConfig
+from vsvsr.training.precision import autocast, memory_format, resolve_precision
 from vsvsr.training.sequences import SequenceSampler, load_photos
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,9 @@ class TrainResult:
 class Trainer:
     """Owns the network, optimiser, sampler and progress of one run.
 
-    Construction sets torch's intra-op thread count to ``config.threads`` (the CPU is shared).
+    Construction sets torch's intra-op thread count to ``config.threads`` (the CPU is shared)
+    and resolves ``config.precision`` (bf16 autocast + channels_last where the CPU has native
+    bf16); the weights stay fp32 either way.
 
     Args:
         config: the run's settings.
@@ -92,6 +95,9 @@ class Trainer:
         with torch.random.fork_rng():  # reproducible init without touching the global RNG
             torch.manual_seed(config.seed)
             self.net = build_net(config.arch_name, config.arch)
+        self.precision = resolve_precision(config.precision)
+        self.net.to(memory_format=memory_format(self.precision))
+        log.info("training precision: %s", self.precision)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.sampler = make_sampler(config, photos)
         self.clips: FreshClips | StateBank = (
@@ -174,10 +180,12 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_rate
         self.net.train()
-        clip = self.clips.draw(self.net)
-        lr, hr = clip.lr, clip.hr
-        self._alive.clear()
-        sr, aux = unroll(self.net, clip)
+        with autocast(self.precision):
+            clip = self.clips.draw(self.net)
+            lr, hr = clip.lr, clip.hr
+            self._alive.clear()
+            sr, aux = unroll(self.net, clip)
+        sr, aux = sr.float(), aux.float()  # the loss in fp32 whatever the forward ran in
         loss = charbonnier(sr, hr, c.charbonnier_eps) + c.flow_loss * aux
         if not torch.isfinite(loss):
             raise NonFiniteError(f"Trainer.step: loss is {float(loss)} at iteration "
@@ -303,7 +311,7 @@ def make_sampler(config: TrainConfig, photos: Sequence[torch.Tensor] | None = No
 
     Its clip length is the PI-BPTT sequence length ``N`` or, for RI-BPTT, the clip length ``l``.
     """
-    from vsvsr.training.video_source import MixedSampler, VideoClipSampler, load_sequences
+    from vsvsr.training.video_source import MixedSampler, VideoClipSampler, cached_sequences
 
     length = config.seq_length if config.scheme == "pi" else config.clip_length
     common = {"scale": config.scale, "crop": config.crop, "length": length,
@@ -316,8 +324,9 @@ def make_sampler(config: TrainConfig, photos: Sequence[torch.Tensor] | None = No
                                         motion=config.motion, **common))
         weights.append(1.0 - config.video_weight if config.video_paths else 1.0)
     if config.video_paths:
-        seqs = load_sequences(config.video_paths, presize=config.presize, max_frames=None)
-        samplers.append(VideoClipSampler(seqs, **common))
+        presize = config.video_presize or config.presize
+        seqs = cached_sequences(config.video_paths, presize=presize, exclude=config.video_exclude)
+        samplers.append(VideoClipSampler(seqs, temporal=config.temporal, **common))
         weights.append(config.video_weight if photos else 1.0)
     if not samplers:
         raise ValueError("Trainer: no training data: set data_dirs (photos) and/or video_paths")

@@ -29,12 +29,15 @@ import numpy as np
 import torch
 
 from vsvsr.encode.ffmpeg import FfmpegError, find_ffmpeg
-from vsvsr.training.degrade import downscale
+from vsvsr.training.config import TemporalConfig
+from vsvsr.training.degrade import downscale, make_lr
+from vsvsr.training.video_cache import CachedSequence, as_tensor, cached_sequence
 from vsvsr.training.sequences import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".mpg", ".mpeg",
+                  ".ts", ".m2ts", ".vob", ".flv", ".wmv")
 #: Frames are shrunk in chunks of about this many source pixels, bounding the float32 working
 #: memory (4 bytes x 3 channels x this, i.e. about 200 MB) whatever the video's length.
 CHUNK_PIXELS = 16_000_000
@@ -333,54 +336,84 @@ def load_sequences(paths: Iterable[str | Path], *, presize: int,
     return seqs
 
 
+def cached_sequences(paths: Iterable[str | Path], *, presize: int,
+                     exclude: Iterable[str] = ()) -> list[CachedSequence]:
+    """Every sequence under ``paths`` (:func:`find_sequences`) but those named in ``exclude``
+    (the validation split), from the decode-once cache (:mod:`~vsvsr.training.video_cache`)."""
+    skip = set(exclude)
+    found = find_sequences(paths)
+    unknown = skip - {p.name for p in found}
+    if unknown:
+        raise ValueError(f"cached_sequences: video_exclude names {sorted(unknown)}, which are not "
+                         f"among the training videos ({', '.join(p.name for p in found)})")
+    seqs = [cached_sequence(p, presize=presize) for p in found if p.name not in skip]
+    frames = sum(s.frames.shape[0] for s in seqs)
+    log.info("%d video sequences (%d held out), %d frames, %d shot cuts, %.2f GB cached (/%d)",
+             len(seqs), len(skip), frames, sum(len(s.cuts) for s in seqs),
+             sum(s.nbytes for s in seqs) / 1e9, presize)
+    return seqs
+
+
 # -- sampling -------------------------------------------------------------------------------------
 class VideoClipSampler:
-    """Draws batches of (LR, HR) clips cut from real, in-memory video sequences.
+    """Draws batches of (LR, HR) clips cut from real video sequences (in memory or cached).
 
-    A clip is ``length`` consecutive frames from one sequence with one random ``crop * scale``
-    square crop at a fixed position, then the free augmentations of
-    :class:`~vsvsr.training.sequences.SequenceSampler` (horizontal/vertical flip, transpose,
-    time reversal). LR frames are made from the HR ones with :func:`downscale`.
+    A clip is ``length`` frames from one shot of one sequence with one random ``crop * scale``
+    square crop at a fixed position. Temporal augmentation (``temporal``): a frame stride above
+    1 (faster motion), a freeze of a few frames (a static stretch), playback reversed; then the
+    spatial flips and transpose of :class:`~vsvsr.training.sequences.SequenceSampler`. LR frames
+    are made from the HR ones with :func:`~vsvsr.training.degrade.make_lr`. A window never spans
+    a shot cut.
 
     Args:
-        sequences: uint8 (T, 3, H, W) videos at HR resolution (see :func:`load_sequence`).
+        sequences: uint8 (T, 3, H, W) videos at HR resolution: tensors (one shot each), or
+            :class:`~vsvsr.training.video_cache.CachedSequence` (memory-mapped, with their cuts).
         scale: SR factor.
         crop: LR crop size; HR clips are ``crop * scale`` square.
         length: frames per clip.
         batch: clips per batch.
         seed: seed of the sampler's own generator.
+        temporal: the temporal augmentation (default: :class:`TemporalConfig`'s).
 
-    Sequences shorter than ``length`` or smaller than the HR crop are skipped (logged). A
-    sequence is picked with probability proportional to frames x area, i.e. every source pixel
-    is about equally likely to be trained on.
+    Shots shorter than a window and sequences smaller than the HR crop are skipped (logged). A
+    shot is picked with probability proportional to its window positions x area, i.e. every
+    source pixel is about equally likely to be trained on.
     """
 
-    def __init__(self, sequences: Sequence[torch.Tensor], *, scale: int, crop: int, length: int,
-                 batch: int, seed: int) -> None:
+    def __init__(self, sequences: Sequence[torch.Tensor | CachedSequence], *, scale: int,
+                 crop: int, length: int, batch: int, seed: int,
+                 temporal: TemporalConfig | None = None) -> None:
         for name, value in (("scale", scale), ("crop", crop), ("length", length), ("batch", batch)):
             if value < 1:
                 raise ValueError(f"VideoClipSampler: {name} must be >= 1, got {value}")
+        frames_list: list[np.ndarray | torch.Tensor] = []
+        shots_list: list[list[tuple[int, int]]] = []
         for i, s in enumerate(sequences):
-            if s.dim() != 4 or s.shape[1] != 3 or s.dtype != torch.uint8:
+            frames = s.frames if isinstance(s, CachedSequence) else s
+            if frames.ndim != 4 or frames.shape[1] != 3 or frames.dtype not in (torch.uint8,
+                                                                                 np.uint8):
                 raise ValueError(f"VideoClipSampler: sequence {i} must be uint8 (T, 3, H, W), got "
-                                 f"{s.dtype} {tuple(s.shape)}")
+                                 f"{frames.dtype} {tuple(frames.shape)}")
+            frames_list.append(frames)
+            shots_list.append(s.shots if isinstance(s, CachedSequence) else [(0, frames.shape[0])])
         self.scale, self.crop, self.length, self.batch = scale, crop, length, batch
-        self.hr_size = crop * scale
-        need = self.hr_size
-        self.sequences = [s for s in sequences
-                          if s.shape[0] >= length and min(s.shape[2:]) >= need]
-        skipped = len(sequences) - len(self.sequences)
-        if not self.sequences:
+        self.temporal = temporal or TemporalConfig()
+        self.hr_size = need = crop * scale
+        #: (sequence index, shot start, shot end) of every usable shot
+        self.shots = [(i, a, b) for i, (f, shots) in enumerate(zip(frames_list, shots_list,
+                                                                  strict=True))
+                      if min(f.shape[2:]) >= need for a, b in shots if b - a >= length]
+        self.frames = frames_list
+        if not self.shots:
             raise ValueError(
-                f"VideoClipSampler: none of {len(sequences)} sequences has {length} frames or more "
-                f"at {need}x{need} px or more (crop {crop} x scale {scale}); use longer or larger "
-                "videos, a shorter clip length, a smaller crop or a smaller presize")
-        if skipped:
-            log.info("skipping %d of %d sequences shorter than %d frames or smaller than %d px",
-                     skipped, len(sequences), length, need)
-        sizes = torch.tensor([float(s.shape[0] * s.shape[2] * s.shape[3]) for s in self.sequences],
-                             dtype=torch.float64)
-        self.weights = sizes / sizes.sum()
+                f"VideoClipSampler: none of {len(sequences)} sequences has a shot of {length} "
+                f"frames or more at {need}x{need} px or more (crop {crop} x scale {scale}); use "
+                "longer or larger videos, a shorter clip length, a smaller crop or a smaller "
+                "presize")
+        used = {i for i, _, _ in self.shots}
+        if len(used) < len(sequences):
+            log.info("skipping %d of %d sequences without a shot of %d frames at %d px",
+                     len(sequences) - len(used), len(sequences), length, need)
         self.generator = torch.Generator().manual_seed(seed)
 
     # -- state --------------------------------------------------------------------------------
@@ -395,16 +428,57 @@ class VideoClipSampler:
         """Uniform in [0, high)."""
         return int(torch.randint(high, (1,), generator=self.generator))
 
+    def _chance(self, p: float) -> bool:
+        return bool(torch.rand(1, generator=self.generator) < p)
+
     def _coin(self) -> bool:
-        return bool(torch.rand(1, generator=self.generator) < 0.5)
+        return self._chance(0.5)
+
+    def _increments(self) -> list[int]:
+        """Frame-index steps of one window: the stride, with zeros where the picture freezes."""
+        tc, n = self.temporal, self.length
+        stride = 2 + self._randint(tc.max_stride - 1) if (tc.max_stride > 1
+                                                          and self._chance(tc.p_stride)) else 1
+        inc = [0] + [stride] * (n - 1)
+        if n > 2 and self._chance(tc.p_hold):
+            start = 1 + self._randint(n - 2)
+            span = 1 + self._randint(n - start)
+            inc[start:start + span] = [0] * len(inc[start:start + span])
+        return inc
+
+    def window_weights(self, span: int) -> torch.Tensor:
+        """Odds of each shot in :attr:`shots` for a window of ``span`` frames: its window
+        positions x its frame area (0 where the window does not fit)."""
+        return torch.tensor([float(max(b - a - span + 1, 0) * self.frames[i].shape[2]
+                                   * self.frames[i].shape[3]) for i, a, b in self.shots],
+                            dtype=torch.float64)
+
+    def _pick(self, span: int) -> tuple[int, int] | None:
+        """(sequence, first frame) of a window of ``span`` frames inside one shot, or None."""
+        weights = self.window_weights(span)
+        if float(weights.sum()) <= 0:
+            return None
+        i, a, b = self.shots[int(torch.multinomial(weights, 1, generator=self.generator))]
+        return i, a + self._randint(b - a - span + 1)
 
     def _clip(self) -> torch.Tensor:
         """One HR clip (T, 3, crop*scale, crop*scale), float [0, 1]."""
-        seq = self.sequences[int(torch.multinomial(self.weights, 1, generator=self.generator))]
-        t, _, h, w = seq.shape
+        inc = self._increments()
+        picked = self._pick(sum(inc) + 1)
+        if picked is None:  # no shot long enough for this stride: plain consecutive frames
+            inc = [0] + [1] * (self.length - 1)
+            picked = self._pick(self.length)
+            assert picked is not None  # every listed shot holds `length` frames
+        i, t0 = picked
+        seq = self.frames[i]
+        h, w = seq.shape[2:]
         q = self.hr_size
-        t0, y0, x0 = self._randint(t - self.length + 1), self._randint(h - q + 1), self._randint(w - q + 1)
-        hr = seq[t0:t0 + self.length, :, y0:y0 + q, x0:x0 + q].float().div_(255.0)
+        y0, x0 = self._randint(h - q + 1), self._randint(w - q + 1)
+        idx = np.cumsum(inc) + t0
+        lo, hi = int(idx[0]), int(idx[-1]) + 1
+        window = seq[lo:hi, :, y0:y0 + q, x0:x0 + q]
+        window = window if isinstance(window, torch.Tensor) else as_tensor(window)
+        hr = window[torch.from_numpy(idx - lo)].float().div_(255.0)
         # free augmentations that keep it a valid video: flips, transpose, time reversal
         if self._coin():
             hr = hr.flip(-1)
@@ -412,16 +486,14 @@ class VideoClipSampler:
             hr = hr.flip(-2)
         if self._coin():
             hr = hr.transpose(-1, -2)
-        if self._coin():
+        if self._chance(self.temporal.p_reverse):
             hr = hr.flip(0)
         return hr.contiguous()
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch: LR (B, T, 3, crop, crop) and HR (B, T, 3, crop*s, crop*s), float [0, 1]."""
         hr = torch.stack([self._clip() for _ in range(self.batch)])
-        b, t = hr.shape[:2]
-        lr = downscale(hr.flatten(0, 1), self.scale).unflatten(0, (b, t))
-        return lr, hr
+        return make_lr(hr, self.scale), hr
 
 
 class MixedSampler:
