@@ -10,15 +10,18 @@ from vsvsr.errors import ModelFileError
 from vsvsr.nets.espcn_arch import ESPCNConfig, ESPCNNet
 from vsvsr.nets.rvsr_arch import RVSRConfig, RVSRNet
 from vsvsr.nets.rvsrf_arch import RVSRFConfig, RVSRFNet
+from vsvsr.nets.rvsrg_arch import RVSRGConfig, RVSRGNet
 from vsvsr.nets.sfsr_arch import SFSRConfig, SFSRNet
 from vsvsr.nets.wdsr_arch import WDSRSConfig, WDSRSNet
 
 #: name -> (config dataclass, network). "rvsr": flow-free recurrent; "rvsrf": flow-aligned
-#: recurrent; "sfsr": the single-frame control; "espcn", "wdsr-s": the stateless overfit
+#: recurrent; "rvsrg": flow-aligned recurrent with a gated blend of the aligned past (the
+#: design whose past is used quickly); "sfsr": the single-frame control; "espcn", "wdsr-s": the stateless overfit
 #: (STDO) backbones, which take ``lr`` alone (:data:`STATELESS`).
 ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
     "rvsr": (RVSRConfig, RVSRNet),
     "rvsrf": (RVSRFConfig, RVSRFNet),
+    "rvsrg": (RVSRGConfig, RVSRGNet),
     "sfsr": (SFSRConfig, SFSRNet),
     "espcn": (ESPCNConfig, ESPCNNet),
     "wdsr-s": (WDSRSConfig, WDSRSNet),

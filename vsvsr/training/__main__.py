@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--no-step-cond", action="store_true",
                    help="do not feed the step number (ablation)")
+    p.add_argument("--precision", default=None, choices=("auto", "bf16", "fp32"),
+                   help="auto (default): bf16 autocast where the CPU has native bf16 "
+                        "(AMX-BF16/AVX512-BF16), else fp32")
+    p.add_argument("--slim", type=Path, default=None, metavar="PATH",
+                   help="write a copy of OUT/last.pt without the PI state bank to PATH (what a "
+                        "run commits so the next session continues it: continue_from) and exit")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     return p
 
@@ -88,7 +94,7 @@ _PLAIN = {"out": "out_dir", "scheme": "scheme", "minutes": "minutes", "iters": "
           "flow_loss": "flow_loss", "lr": "lr", "lr_min": "lr_min",
           "warmup_iters": "warmup_iters", "seed": "seed",
           "checkpoint_minutes": "checkpoint_minutes", "video_weight": "video_weight",
-          "init_from": "init_from"}
+          "init_from": "init_from", "precision": "precision"}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -156,6 +162,15 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.slim is not None:
+        from vsvsr.training.checkpoint import save_slim_checkpoint
+
+        out = args.out or (TrainConfig.from_yaml(args.config).out_dir if args.config else None)
+        if out is None:
+            raise SystemExit("vsvsr train --slim: give --out or --config (the run to copy)")
+        save_slim_checkpoint(Path(out) / "last.pt", args.slim)
+        log.info("wrote %s (%.1f MB)", args.slim, args.slim.stat().st_size / 1e6)
+        return 0
     _, result = run_training(config_from_args(args), resume=args.resume,
                              progress_bar=not args.no_progress)
     log.info("done: %d iterations, %.1f min, train PSNR %.2f dB (bicubic %.2f)",

@@ -37,6 +37,14 @@ class TrainState:
     sampler: dict[str, torch.Tensor] = field(default_factory=dict)
     torch_rng: torch.Tensor | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    #: exponential moving average of the weights (``config.ema_decay`` > 0), else None
+    ema: dict[str, torch.Tensor] | None = None
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The weights to evaluate, export or warm-start from: the EMA when the run keeps one
+        (an averaged snapshot is as good as an annealed one, so a run can be evaluated and
+        continued at any point of a long schedule), else the live weights."""
+        return self.ema if self.ema is not None else self.model
 
 
 def save_checkpoint(path: str | Path, state: TrainState) -> Path:
@@ -52,6 +60,7 @@ def save_checkpoint(path: str | Path, state: TrainState) -> Path:
         "sampler": state.sampler,
         "torch_rng": state.torch_rng,
         "metrics": dict(state.metrics),
+        "ema": state.ema,
     }
     with atomic_write(out, "wb") as fh:
         torch.save(payload, fh)
@@ -77,6 +86,7 @@ def load_checkpoint(path: str | Path) -> TrainState:
         sampler=data["sampler"],
         torch_rng=data["torch_rng"],
         metrics=dict(data["metrics"]),
+        ema=data.get("ema"),
     )
 
 
@@ -101,8 +111,24 @@ def net_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, TrainState]:
                              "give a last.pt written by vsvsr train") from exc
     net = build_net(state.config.arch_name, state.config.arch)
     try:
-        net.load_state_dict(state.model)
+        net.load_state_dict(state.weights())
     except RuntimeError as exc:
         raise ModelFileError(f"{src}: the weights do not fit architecture "
                              f"{state.config.arch_name!r}: {exc}") from exc
     return net.eval(), state
+
+
+def save_slim_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Copy a checkpoint without its PI-BPTT state bank (weights, EMA, optimizer, step, RNGs).
+
+    This is what a run commits to the repository so that each session continues the same run
+    (a few MB instead of hundreds): resuming from it refills the bank with the current weights
+    at the first step, everything else continues exactly.
+    """
+    state = load_checkpoint(src)
+    state.sampler = {k: v for k, v in state.sampler.items() if k not in BANK_KEYS}
+    return save_checkpoint(dst, state)
+
+
+#: Sampler-state entries of a :class:`~vsvsr.training.clips.StateBank` that hold the bank itself.
+BANK_KEYS = ("lr", "hr", "states")

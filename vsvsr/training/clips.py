@@ -194,7 +194,8 @@ class StateBank:
         self.sampler.load_state_dict(state["sampler"])
         self.generator.set_state(state["generator"])
         self.uses, self.refreshes = int(state["uses"]), int(state["refreshes"])
-        self.lr, self.hr, self.states = state["lr"], state["hr"], state["states"]
+        # a slim checkpoint (training/checkpoint.save_slim_checkpoint) has no bank: refill it
+        self.lr, self.hr, self.states = state.get("lr"), state.get("hr"), state.get("states")
         if int(state.get("slots", 1)) != self.slots:
             raise ValueError(f"StateBank: the checkpoint's bank has {state.get('slots', 1)} "
                              f"slots, this run {self.slots}; resume with the run's own settings")

@@ -9,11 +9,12 @@ from typing import Any
 from vsvsr.nets.arch_registry import ARCHS, arch_config, arch_name
 from vsvsr.nets.rvsr_arch import RVSRConfig
 from vsvsr.nets.rvsrf_arch import RVSRFConfig
+from vsvsr.nets.rvsrg_arch import RVSRGConfig
 from vsvsr.nets.sfsr_arch import SFSRConfig
 from vsvsr.training.precision import PRECISIONS
 
 #: Any architecture's config dataclass.
-ArchConfig = RVSRConfig | RVSRFConfig | SFSRConfig
+ArchConfig = RVSRConfig | RVSRFConfig | RVSRGConfig | SFSRConfig
 #: The training schemes: RI-BPTT (every clip starts fresh) and PI-BPTT (stored states).
 SCHEMES = ("ri", "pi")
 
@@ -107,6 +108,9 @@ class TrainConfig:
     #: width and depth for a recurrent net (a warm start, training/warm_start.py). Only the
     #: weights: optimiser and schedule start anew.
     init_from: str | None = None
+    #: a committed slim checkpoint of *this* run (``vsvsr train --slim``): continued when
+    #: ``out_dir`` holds no checkpoint yet, so each session adds to the same run
+    continue_from: str | None = None
     # -- optimisation --------------------------------------------------------------------------
     lr: float = 1e-3
     lr_min: float = 1e-5
@@ -117,6 +121,9 @@ class TrainConfig:
     minutes: float | None = None  #: total training-time budget (None: iteration budget only)
     charbonnier_eps: float = 1e-3
     grad_clip: float = 1.0  #: max gradient norm; 0 disables
+    #: keep an exponential moving average of the weights with this decay (0: none); the EMA is
+    #: what evaluation and export use, so a long run can be measured mid-schedule
+    ema_decay: float = 0.0
     seed: int = 0
     # -- output and resources ------------------------------------------------------------------
     out_dir: str = "runs/rvsr"
@@ -154,6 +161,8 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig: precision must be one of {PRECISIONS}, got "
                              f"{self.precision!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"TrainConfig: ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.warmup_iters < 0:
             raise ValueError(f"TrainConfig: warmup_iters must be >= 0, got {self.warmup_iters}")
         if not 0 < self.lr_min <= self.lr:
@@ -168,7 +177,7 @@ class TrainConfig:
 
     @property
     def arch_name(self) -> str:
-        """The registry name of the architecture (``rvsr``, ``rvsrf``, ``sfsr``)."""
+        """The registry name of the architecture (``rvsr``, ``rvsrf``, ``rvsrg``, ``sfsr``)."""
         return arch_name(self.arch)
 
     def to_dict(self) -> dict[str, Any]:

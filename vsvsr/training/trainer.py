@@ -112,8 +112,10 @@ class Trainer:
         # stuck at bicubic (what happened at lr 1e-3 without warm-up), so it is logged.
         self._alive: list[float] = []
         self.net.head.register_forward_hook(self._record_alive)
+        self.ema: dict[str, torch.Tensor] | None = None
         if state is None and config.init_from:
             init = load_checkpoint(config.init_from)
+            init.model = init.weights()  # a run with an EMA hands on its averaged weights
             if init.config.arch_name != config.arch_name:  # a single-frame control: warm start
                 from vsvsr.training.warm_start import transfer_single_frame
 
@@ -134,6 +136,7 @@ class Trainer:
                 torch.set_rng_state(state.torch_rng)
             self.iteration, self.elapsed = state.iteration, state.elapsed
             self.metrics = dict(state.metrics)
+            self.ema = state.ema
             log.info("resumed at iteration %d (%.1f min trained)", self.iteration,
                      self.elapsed / 60)
 
@@ -195,6 +198,7 @@ class Trainer:
         if c.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
         self.optimizer.step()
+        self._update_ema()
         with torch.no_grad():
             b, t = lr.shape[:2]
             base = bicubic_upscale(lr.flatten(0, 1), c.scale).unflatten(0, (b, t))
@@ -206,6 +210,24 @@ class Trainer:
         self.elapsed += time.monotonic() - t0
         self._update_metrics(stats)
         return stats
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """EMA of every weight and buffer; its decay ramps up so early averages forget the
+        random init (``min(decay, (1 + n) / (10 + n))``, as in TensorFlow's EMA)."""
+        c = self.config
+        if c.ema_decay <= 0:
+            return
+        live = self.net.state_dict()
+        if self.ema is None:
+            self.ema = {k: v.detach().clone() for k, v in live.items()}
+            return
+        d = min(c.ema_decay, (1 + self.iteration) / (10 + self.iteration))
+        for k, v in live.items():
+            if v.dtype.is_floating_point:
+                self.ema[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+            else:
+                self.ema[k].copy_(v)
 
     def _update_metrics(self, s: StepStats) -> None:
         for key, value in (("loss", s.loss), ("psnr", s.psnr), ("bicubic_psnr", s.bicubic_psnr),
@@ -287,7 +309,7 @@ class Trainer:
             config=self.config, model=self.net.state_dict(),
             optimizer=self.optimizer.state_dict(), iteration=self.iteration,
             elapsed=self.elapsed, sampler=self.clips.state_dict(),
-            torch_rng=torch.get_rng_state(), metrics=dict(self.metrics),
+            torch_rng=torch.get_rng_state(), metrics=dict(self.metrics), ema=self.ema,
         )
 
     def checkpoint_path(self) -> Path:
@@ -342,6 +364,13 @@ def start_or_resume(config: TrainConfig, *, resume: bool,
     from ``config``. Without ``resume`` an existing checkpoint is an error, never overwritten.
     """
     path = Path(config.out_dir) / LAST_NAME
+    if not path.is_file() and resume and config.continue_from:
+        if Path(config.continue_from).is_file():
+            path = Path(config.continue_from)
+            log.info("continuing the run from its committed checkpoint %s", path)
+        else:  # the run's first session: nothing committed yet
+            log.warning("continue_from %s does not exist (yet): starting the run afresh",
+                        config.continue_from)
     if path.is_file():
         if not resume:
             raise FileExistsError(f"start_or_resume: {path} exists; pass resume=True (--resume) "

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 #: (source, target) architecture pairs :func:`transfer_single_frame` knows how to map
-SUPPORTED = {("sfsr", "rvsr"), ("sfsr", "rvsrf")}
+SUPPORTED = {("sfsr", "rvsr"), ("sfsr", "rvsrf"), ("sfsr", "rvsrg")}
 
 
 def transfer_single_frame(net: nn.Module, target_arch: str, source_arch: str,
