@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import numpy as np
 import pytest
 import synth
@@ -86,6 +88,54 @@ def test_truncated_model_file(random_model, tmp_path) -> None:
     bad.write_bytes(random_model.read_bytes()[:2000])
     with pytest.raises(ModelFileError, match="cannot load"):
         vsvsr.recurrent(rgbs(), bad, "ort")
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated", "empty", "pickled-object"])
+def test_damaged_pth_says_what_it_is_not(random_model, tmp_path, damage) -> None:
+    """Not PyTorch's weights_only text (it suggests weights_only=False and a PyTorch issue)."""
+    import torch
+
+    bad = tmp_path / "bad.pth"
+    good = random_model.with_suffix(".pth").read_bytes()
+    if damage == "pickled-object":
+        torch.save({"descriptor": PurePosixPath("code, not weights")}, bad)
+    else:
+        bad.write_bytes({"random": np.random.default_rng(0).bytes(5000),
+                         "truncated": good[:len(good) // 2], "empty": b""}[damage])
+    with pytest.raises(ModelFileError) as info:
+        vsvsr.recurrent(rgbs(), bad, "torch")
+    msg = str(info.value)
+    assert msg.startswith(f"{bad}: not a readable vsvsr .pth model file: ")
+    assert {"random": "not a PyTorch zip archive", "truncated": "not a PyTorch zip archive",
+            "empty": "the file is empty",
+            "pickled-object": "objects other than weights"}[damage] in msg
+    assert "vsvsr export" in msg
+    assert "weights_only" not in msg and "issue" not in msg
+
+
+def test_errors_about_a_sibling_name_the_file_passed(random_model, tmp_path) -> None:
+    """A .pth with a broken .onnx beside it: the error names both and says which was used."""
+    pth = tmp_path / "mine.pth"
+    pth.write_bytes(random_model.with_suffix(".pth").read_bytes())
+    onnx = tmp_path / "mine.onnx"
+    onnx.write_bytes(b"not an onnx model")
+    with pytest.raises(ModelFileError) as info:
+        vsvsr.recurrent(rgbs(), pth, "ort")
+    msg = str(info.value)
+    assert msg.startswith(f"{onnx}: ONNX Runtime cannot load")
+    assert (f"the model you passed is {pth}; vsvsr opened {onnx}, the .onnx file beside it"
+            in msg) and "backend='torch' to run" in msg
+    assert vsvsr.recurrent(rgbs(), pth, "torch").num_frames == 3  # the .pth itself is fine
+    # the other way round: an .onnx with a damaged .pth beside it
+    pth.write_bytes(b"garbage")
+    onnx.write_bytes(random_model.read_bytes())
+    with pytest.raises(ModelFileError, match=rf"the model you passed is {onnx}; vsvsr opened "
+                                             rf"{pth}.*backend='ort' to run"):
+        vsvsr.recurrent(rgbs(), onnx, "torch")
+    # errors about the file passed itself stay as they are
+    with pytest.raises(ModelFileError) as info:
+        vsvsr.recurrent(rgbs(), pth, "torch")
+    assert "you passed" not in str(info.value)
 
 
 def test_onnx_without_vsvsr_metadata(tmp_path) -> None:

@@ -63,6 +63,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGTERM, old)
 
 
+def _unprefixed(exc: BaseException, command: str) -> str:
+    """The message without the ``vsvsr COMMAND:`` that library code (usable on its own) puts
+    first and that :func:`main` prints anyway."""
+    text = str(exc)
+    prefix = f"vsvsr {command}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -85,11 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT)
     except VsvsrError as exc:
-        print(f"vsvsr {args.command}: error: {exc}", file=sys.stderr)
+        print(f"vsvsr {args.command}: error: {_unprefixed(exc, args.command)}", file=sys.stderr)
         return 1
     except Exception as exc:
         if is_vapoursynth_error(exc):
-            print(f"vsvsr {args.command}: VapourSynth error: {exc}", file=sys.stderr)
+            print(f"vsvsr {args.command}: VapourSynth error: {_unprefixed(exc, args.command)}",
+                  file=sys.stderr)
             return 1
         raise
 

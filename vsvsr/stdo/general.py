@@ -27,6 +27,7 @@ from vsvsr.errors import ModelFileError
 from vsvsr.models.descriptor import ModelDescriptor
 from vsvsr.models.registry import WEIGHTS_DIR
 from vsvsr.nets.arch_registry import STATELESS, build_net
+from vsvsr.runtime.torch_backend import load_checkpoint
 from vsvsr.utils.atomic import atomic_write_bytes
 from vsvsr.utils.shared_data import shared_data_dir
 
@@ -56,7 +57,7 @@ def load_general(path: str | os.PathLike[str] | None, backbone: str,
             f"vsvsr overfit: no general x{scale} model at {p}; train one with 'python -m "
             f"vsvsr.stdo.general --scale {scale} --backbone {backbone}' or pass --general FILE")
     try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
+        data = load_checkpoint(p)  # a damaged file gets a clear ModelFileError
         desc = ModelDescriptor.from_json(data["descriptor"], source=str(p))
         net = build_net(data["arch"], dict(data["config"]))
         net.load_state_dict(data["state_dict"])
