@@ -8,14 +8,14 @@ written atomically, and validated on load; a mismatch is an error naming the fix
 Format 2 (compact, lossless): ``MAGIC``, a little-endian uint32 header length, a UTF-8 JSON
 header (the fields above, plus the array's dtype and shape), the array's bytes byte-shuffled
 (all first bytes of each value, then all second bytes, ...) and deflated with zlib, and last
-the SHA-256 of everything before it. The state keeps its own dtype (float32, or float16 where the backend's
-state is fp16), so a continued run is bit-identical to an uninterrupted one. Network states are
-float32 whose low mantissa bits are noise, so no lossless coding gets far: 34.4 MB -> 27.7 MB
-for rvsr-x2 at 640x480 (byte shuffle + zlib level 1: 0.84 s to save; level 6: 27.3 MB in
-1.42 s; lzma, bz2 or delta coding: at most 3% smaller, several times slower). Every way a file can be damaged ends in :class:`StateFileError`: the
-hash covers the whole file and is checked before anything is parsed, and any parse failure
-is caught as well. Format 1 files (``.npz``
-from vsvsr 0.1) are still read.
+the SHA-256 of everything before it. The state keeps its own dtype (float32, or float16 where
+the backend's state is fp16), so a continued run is bit-identical to an uninterrupted one.
+Network states are float32 whose low mantissa bits are noise, so no lossless coding gets far:
+34.4 MB -> 27.7 MB for rvsr-x2 at 640x480 (byte shuffle + zlib level 1: 0.84 s to save; level
+6: 27.3 MB in 1.42 s; lzma, bz2 or delta coding: at most 3% smaller, several times slower).
+Every way a file can be damaged ends in :class:`StateFileError`: the hash covers the whole file
+and is checked before anything is parsed, and any parse failure is caught as well. Format 1
+files (``.npz`` from vsvsr 0.1) are still read.
 """
 
 from __future__ import annotations
