@@ -42,10 +42,30 @@ def test_variable_size_clip_is_refused(random_model) -> None:
 
 def test_yuv_without_matrix_names_the_argument(random_model) -> None:
     clip = core.std.BlankClip(width=W, height=H, format=vs.YUV420P8)
-    with pytest.raises(ClipFormatError, match=r'_Matrix unspecified; pass matrix="709"'):
-        vsvsr.recurrent(clip, random_model)
+    with pytest.raises(ClipFormatError, match=r'_Matrix unspecified; pass matrix="709" .*'
+                                              r'matrix="auto" to guess it from the size'):
+        vsvsr.recurrent(clip, random_model, matrix=None)  # strict on request
     out = vsvsr.recurrent(clip, random_model, matrix="bt709")  # the fix works
     assert out.format.id == vs.YUV420P8
+
+
+def test_untagged_yuv_gets_the_size_guess_with_a_warning(random_model, caplog) -> None:
+    """matrix="auto" (the default): what players and vsvsr upscale assume, said in a warning."""
+    from vsvsr.vs.formats import inspect_clip
+
+    clip = core.std.BlankClip(width=W, height=H, format=vs.YUV420P8)
+    with caplog.at_level("WARNING", logger="vsvsr.vs.formats"):
+        out = vsvsr.recurrent(clip, random_model)
+    assert "assuming 170m from its size" in caplog.text and 'matrix="709"' in caplog.text
+    assert out.get_frame(0).props["_Matrix"] == 6  # BT.601 (170m) in and out
+    hd = core.std.BlankClip(width=1280, height=720, format=vs.YUV420P8)
+    assert inspect_clip(hd, "f", "auto").matrix == 1  # BT.709 from 1280x720 up
+    tagged = core.std.SetFrameProps(hd, _Matrix=5)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vsvsr.vs.formats"):
+        assert inspect_clip(tagged, "f", "auto").matrix == 5  # the clip's own tag wins
+        assert inspect_clip(tagged, "f", "709").matrix == 1  # an explicit matrix wins over it
+    assert caplog.text == ""
 
 
 def test_unknown_matrix_lists_the_known_ones(random_model) -> None:
