@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -72,6 +73,21 @@ def _unprefixed(exc: BaseException, command: str) -> str:
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
+_OUR_ERROR_LINE = re.compile(r"^vsvsr(?:\.\w+)+Error: ", re.M)
+
+
+def _vsvsr_error_in(text: str) -> str | None:
+    """The message of a vsvsr error raised inside a frame request, or None.
+
+    VapourSynth hands such an error back as a ``vs.Error`` holding the whole Python traceback;
+    the user needs its last ``vsvsr...Error: message`` line, not the traceback.
+    """
+    found = list(_OUR_ERROR_LINE.finditer(text))
+    if not found:
+        return None
+    return text[found[-1].end():].strip()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -98,8 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:
         if is_vapoursynth_error(exc):
-            print(f"vsvsr {args.command}: VapourSynth error: {_unprefixed(exc, args.command)}",
-                  file=sys.stderr)
+            ours = _vsvsr_error_in(str(exc))
+            if ours is not None:  # ours, raised while VapourSynth asked for a frame
+                print(f"vsvsr {args.command}: error: {ours}", file=sys.stderr)
+            else:
+                print(f"vsvsr {args.command}: VapourSynth error: {_unprefixed(exc, args.command)}",
+                      file=sys.stderr)
             return 1
         raise
 
