@@ -9,6 +9,7 @@ makes later runs fast). VapourSynth's per-user config goes to a temporary folder
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,17 @@ def _run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: int = 1800,
     return proc
 
 
+def _tracked_copy(dest: Path) -> Path:
+    """The files git tracks (what a clone has), copied to ``dest``."""
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, names):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
 def test_wheel_in_a_fresh_venv_gives_a_working_install(tmp_path: Path) -> None:
     from test_readme import command_lines, fenced_blocks, readme_section
 
@@ -37,7 +49,8 @@ def test_wheel_in_a_fresh_venv_gives_a_working_install(tmp_path: Path) -> None:
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
                                   if not p.startswith(str(ROOT)))
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
+    src = _tracked_copy(tmp_path / "src")  # what a clone has: no build/ leftovers, no .venv
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
          env, tmp_path)
     (wheel,) = dist.glob("vsvsr-*.whl")
     venv = tmp_path / "venv"
