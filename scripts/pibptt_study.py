@@ -9,7 +9,7 @@ measures per-frame Y-PSNR of one continuous run and of a run cold-restarted at `
 
     python scripts/pibptt_study.py --runs runs/study-ri-step runs/study-ri-nostep \\
         runs/study-pi-step runs/study-pi-nostep \\
-        --source /work/shared/data/train_images/elementary_wallpapers \\
+        --source ../shared/data/train_images/elementary_wallpapers \\
         --out docs/pibptt
 
 Reported per run and sequence: mean Y-PSNR of frames 0-99 and of the last 100 frames (drift:

@@ -15,6 +15,8 @@ if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".[$extras]"
   touch "$stamp"
 fi
-# vspipe finds its Python through a per-user config keyed by this venv's libvsscript path.
-.venv/bin/vapoursynth config >/dev/null
-.venv/bin/python -c 'import vapoursynth, onnxruntime; import sys; print("vsvsr setup: ok, VapourSynth R%d," % vapoursynth.core.core_version.release_major, "Python", sys.version.split()[0])'
+# What a pip install needs too (README, "Install with pip"): vspipe finds its Python through a
+# per-user config keyed by this venv's libvsscript path ('vapoursynth config'), and the README's
+# pipe lines call .venv/bin/ffmpeg (a link to imageio-ffmpeg's binary). vsvsr doctor checks
+# vspipe, ffmpeg, backends and models, makes both fixes when needed and says what it did.
+.venv/bin/vsvsr doctor

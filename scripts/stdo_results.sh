@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 OUT=${OUT:-runs/stdo}
 GENERAL_MINUTES=${GENERAL_MINUTES:-3.5}
-REAL=/work/shared/data/real
+REAL=${VSVSR_SHARED_DATA:-../shared/data}/real  # the shared data beside the repository
 LONG="long:$REAL/realbasicvsr_demo_000/00000000.png:200:256x144"
 MLRT=${MLRT:-/tmp/mlrt-bench/vapoursynth/plugins/ort/libvsort.so}
 export OMP_NUM_THREADS=1

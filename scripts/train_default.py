@@ -30,18 +30,20 @@ from vsvsr.training.__main__ import run_training  # noqa: E402
 from vsvsr.training.checkpoint import LAST_NAME  # noqa: E402
 from vsvsr.training.config import TrainConfig  # noqa: E402
 from vsvsr.training.degrade import downscale  # noqa: E402
+from vsvsr.utils.shared_data import shared_data_root  # noqa: E402
 
 log = logging.getLogger("train_default")
 
 WEIGHTS_DIR = REPO / "vsvsr" / "models" / "weights"
-REAL_FRAMES = Path("/work/shared/data/real/basicvsrpp_demo_000")
+REAL_CLIP = Path("real") / "basicvsrpp_demo_000"  #: in the shared data, when there is some
 
 
 def real_lr_frames(scale: int, count: int = 3) -> list[np.ndarray] | None:
     """A few real evaluation frames at LR size, for the export check (None without the data)."""
     from PIL import Image
 
-    frames = sorted(REAL_FRAMES.glob("*.png"))[:count]
+    root = shared_data_root()
+    frames = sorted((root / REAL_CLIP).glob("*.png"))[:count] if root is not None else []
     if len(frames) < 2:
         return None
     out = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import numpy as np
 import pytest
 import synth
@@ -40,10 +42,30 @@ def test_variable_size_clip_is_refused(random_model) -> None:
 
 def test_yuv_without_matrix_names_the_argument(random_model) -> None:
     clip = core.std.BlankClip(width=W, height=H, format=vs.YUV420P8)
-    with pytest.raises(ClipFormatError, match=r'_Matrix unspecified; pass matrix="709"'):
-        vsvsr.recurrent(clip, random_model)
+    with pytest.raises(ClipFormatError, match=r'_Matrix unspecified; pass matrix="709" .*'
+                                              r'matrix="auto" to guess it from the size'):
+        vsvsr.recurrent(clip, random_model, matrix=None)  # strict on request
     out = vsvsr.recurrent(clip, random_model, matrix="bt709")  # the fix works
     assert out.format.id == vs.YUV420P8
+
+
+def test_untagged_yuv_gets_the_size_guess_with_a_warning(random_model, caplog) -> None:
+    """matrix="auto" (the default): what players and vsvsr upscale assume, said in a warning."""
+    from vsvsr.vs.formats import inspect_clip
+
+    clip = core.std.BlankClip(width=W, height=H, format=vs.YUV420P8)
+    with caplog.at_level("WARNING", logger="vsvsr.vs.formats"):
+        out = vsvsr.recurrent(clip, random_model)
+    assert "assuming 170m from its size" in caplog.text and 'matrix="709"' in caplog.text
+    assert out.get_frame(0).props["_Matrix"] == 6  # BT.601 (170m) in and out
+    hd = core.std.BlankClip(width=1280, height=720, format=vs.YUV420P8)
+    assert inspect_clip(hd, "f", "auto").matrix == 1  # BT.709 from 1280x720 up
+    tagged = core.std.SetFrameProps(hd, _Matrix=5)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vsvsr.vs.formats"):
+        assert inspect_clip(tagged, "f", "auto").matrix == 5  # the clip's own tag wins
+        assert inspect_clip(tagged, "f", "709").matrix == 1  # an explicit matrix wins over it
+    assert caplog.text == ""
 
 
 def test_unknown_matrix_lists_the_known_ones(random_model) -> None:
@@ -86,6 +108,54 @@ def test_truncated_model_file(random_model, tmp_path) -> None:
     bad.write_bytes(random_model.read_bytes()[:2000])
     with pytest.raises(ModelFileError, match="cannot load"):
         vsvsr.recurrent(rgbs(), bad, "ort")
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated", "empty", "pickled-object"])
+def test_damaged_pth_says_what_it_is_not(random_model, tmp_path, damage) -> None:
+    """Not PyTorch's weights_only text (it suggests weights_only=False and a PyTorch issue)."""
+    import torch
+
+    bad = tmp_path / "bad.pth"
+    good = random_model.with_suffix(".pth").read_bytes()
+    if damage == "pickled-object":
+        torch.save({"descriptor": PurePosixPath("code, not weights")}, bad)
+    else:
+        bad.write_bytes({"random": np.random.default_rng(0).bytes(5000),
+                         "truncated": good[:len(good) // 2], "empty": b""}[damage])
+    with pytest.raises(ModelFileError) as info:
+        vsvsr.recurrent(rgbs(), bad, "torch")
+    msg = str(info.value)
+    assert msg.startswith(f"{bad}: not a readable vsvsr .pth model file: ")
+    assert {"random": "not a PyTorch zip archive", "truncated": "not a PyTorch zip archive",
+            "empty": "the file is empty",
+            "pickled-object": "objects other than weights"}[damage] in msg
+    assert "vsvsr export" in msg
+    assert "weights_only" not in msg and "issue" not in msg
+
+
+def test_errors_about_a_sibling_name_the_file_passed(random_model, tmp_path) -> None:
+    """A .pth with a broken .onnx beside it: the error names both and says which was used."""
+    pth = tmp_path / "mine.pth"
+    pth.write_bytes(random_model.with_suffix(".pth").read_bytes())
+    onnx = tmp_path / "mine.onnx"
+    onnx.write_bytes(b"not an onnx model")
+    with pytest.raises(ModelFileError) as info:
+        vsvsr.recurrent(rgbs(), pth, "ort")
+    msg = str(info.value)
+    assert msg.startswith(f"{onnx}: ONNX Runtime cannot load")
+    assert (f"the model you passed is {pth}; vsvsr opened {onnx}, the .onnx file beside it"
+            in msg) and "backend='torch' to run" in msg
+    assert vsvsr.recurrent(rgbs(), pth, "torch").num_frames == 3  # the .pth itself is fine
+    # the other way round: an .onnx with a damaged .pth beside it
+    pth.write_bytes(b"garbage")
+    onnx.write_bytes(random_model.read_bytes())
+    with pytest.raises(ModelFileError, match=rf"the model you passed is {onnx}; vsvsr opened "
+                                             rf"{pth}.*backend='ort' to run"):
+        vsvsr.recurrent(rgbs(), onnx, "torch")
+    # errors about the file passed itself stay as they are
+    with pytest.raises(ModelFileError) as info:
+        vsvsr.recurrent(rgbs(), pth, "torch")
+    assert "you passed" not in str(info.value)
 
 
 def test_onnx_without_vsvsr_metadata(tmp_path) -> None:

@@ -160,5 +160,5 @@ def test_general_model_of_another_scale_or_kind_is_refused(general, tmp_path) ->
     with pytest.raises(ModelFileError):
         load_general(bad, "espcn", 2)
     (tmp_path / "junk.pth").write_bytes(b"junk")
-    with pytest.raises(ModelFileError, match="not a readable general model"):
+    with pytest.raises(ModelFileError, match="not a readable vsvsr .pth model file"):
         load_general(tmp_path / "junk.pth", "espcn", 2)

@@ -20,6 +20,7 @@ from conftest import ROOT
 
 from plugin_build.onnx_check import check_onnx
 from plugin_build.trt_build import TrtBuildError, build_engines, build_one, build_plan, timing_cache_path
+from vsvsr.cli.build import EXIT_NOT_BUILT
 from vsvsr.cli.main import main as cli_main
 from vsvsr.models.registry import BUILTIN_MODELS, file_sha256, resolve_model
 from vsvsr.runtime.engine_key import BuildOptions, BuildOptionsError, EngineKey
@@ -132,6 +133,10 @@ def test_build_writes_engines_manifests_and_reuses_them(tmp_path, random_model, 
     (again,) = build_engines(str(random_model), opts, out, echo=lines.append)
     assert [e.built for e in again.engines] == [False, False]
     assert len(log.read_text().splitlines()) == 2
+    # The command exits 0 when its engines are there (built or up to date).
+    assert cli_main(["build", "--model", str(random_model), "--size", "32x24", "--size", "48x40",
+                     "--precision", "fp16", "--workspace", "64", "--opt-level", "2",
+                     "--out", str(out)]) == 0
 
 
 def test_every_dynamic_input_gets_a_profile(tmp_path, random_model, standin) -> None:
@@ -301,7 +306,7 @@ def test_without_tensorrt_it_writes_the_onnx_and_prints_trtexec(tmp_path, random
     code = cli_main(["build", "--model", str(random_model), "--size", "32x24", "--size", "64x48",
                      "--precision", "fp16", "--workspace", "256", "--out", str(out)])
     text = capsys.readouterr().out
-    assert code == 0
+    assert code == EXIT_NOT_BUILT == 3  # nothing built: a script can tell
     assert "cannot build engines here: TensorRT is not installed" in text
     lines = [ln for ln in text.splitlines() if ln.strip().startswith("trtexec ")]
     assert len(lines) == 2

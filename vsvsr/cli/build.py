@@ -8,7 +8,8 @@ dynamic engine instead. Each engine gets a JSON manifest beside it (model hash, 
 precision, TensorRT version, GPU, compute capability, driver) through which the runtime finds
 it. Concurrent builds of the same engine wait for each other; a crash never leaves a partial
 engine. Without TensorRT or a GPU, the command still checks and writes the ONNX and prints
-the equivalent trtexec command line.
+the equivalent trtexec command line, and exits with status 3 (``EXIT_NOT_BUILT``) so that a
+script can tell "built" (0) from "nothing built here" (3) and from an error (1).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from vsvsr.cli._common import parse_size
 from vsvsr.models.registry import DEFAULT_MODEL
 
 NAME = "build"
-HELP = "build TensorRT engines for this GPU (or print the trtexec command)"
+HELP = "build TensorRT engines for this GPU (or print the trtexec command and exit 3)"
+#: Exit status when no engine could be built here (no TensorRT or no GPU): the ONNX was
+#: checked and the trtexec lines printed, but there is nothing to run.
+EXIT_NOT_BUILT = 3
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,4 +57,4 @@ def run(args: argparse.Namespace) -> int:
     for r in reports:
         for e in r.engines:
             print(f"{r.model}: {e.engine} ({'built' if e.built else 'up to date'})")
-    return 0
+    return EXIT_NOT_BUILT if any(r.unavailable for r in reports) else 0

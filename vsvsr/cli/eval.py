@@ -2,7 +2,8 @@
 
 The ground truth is a folder of frames (``--frames``), a video (``--video``) or a long
 pseudo-video rendered from one photo (``--long KIND --source IMAGE``); with none of these, the
-project's real evaluation clips (``/work/shared/data/real/*/``, never trained on). The LR input
+project's real evaluation clips (``real/*/`` of the shared data, never trained on: found through
+``$VSVSR_SHARED_DATA`` or at ``../shared/data`` beside the repository). The LR input
 is made with the training resize (antialiased bicubic) and rounded to 8 bits. Reported per
 frame and as means: Y-PSNR and Y-SSIM (BT.601 luma, ``scale`` px border cropped) and tOF
 (TecoGAN's temporal flow difference, HR px, lower is better); see
@@ -47,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=0,
                    help="inference threads for CPU backends (default 0: all cores)")
     d = p.add_argument_group("ground truth (repeatable; default: the real clips in "
-                             "/work/shared/data/real/)")
+                             "real/ of $VSVSR_SHARED_DATA or ../shared/data)")
     d.add_argument("--frames", action="append", default=[], type=Path, metavar="DIR",
                    help="a folder of HR frames (sorted .png/.jpg)")
     d.add_argument("--video", action="append", default=[], type=Path, metavar="FILE",
@@ -125,8 +126,8 @@ def _sequences(args: argparse.Namespace, scale: int) -> list[Any]:
     if not seqs:
         real = data.real_clip_folders()
         if not real:
-            raise CommandError(f"vsvsr eval: no ground truth given and no real clips in "
-                               f"{data.REAL_CLIPS_DIR}; use --frames DIR, --video FILE or "
+            raise CommandError("vsvsr eval: no ground truth given and no real clips in the "
+                               "shared data's real/ folder; use --frames DIR, --video FILE or "
                                "--long KIND --source IMAGE")
         seqs = [data.folder_sequence(f, scale, args.max_frames) for f in real]
     return seqs

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
 from vsvsr import __version__
-from vsvsr.cli import bench, build, demo, export, info, models, overfit, train, upscale
+from vsvsr.cli import bench, build, demo, doctor, export, info, models, overfit, train, upscale
 from vsvsr.cli import eval as eval_cmd
 from vsvsr.cli._common import configure_logging, is_vapoursynth_error
 from vsvsr.errors import VsvsrError
 
-SUBCOMMANDS = (upscale, demo, bench, eval_cmd, export, build, info, models, train, overfit)
+SUBCOMMANDS = (upscale, demo, bench, eval_cmd, export, build, info, models, train, overfit,
+               doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +65,29 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signal.SIGTERM, old)
 
 
+def _unprefixed(exc: BaseException, command: str) -> str:
+    """The message without the ``vsvsr COMMAND:`` that library code (usable on its own) puts
+    first and that :func:`main` prints anyway."""
+    text = str(exc)
+    prefix = f"vsvsr {command}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+_OUR_ERROR_LINE = re.compile(r"^vsvsr(?:\.\w+)+Error: ", re.M)
+
+
+def _vsvsr_error_in(text: str) -> str | None:
+    """The message of a vsvsr error raised inside a frame request, or None.
+
+    VapourSynth hands such an error back as a ``vs.Error`` holding the whole Python traceback;
+    the user needs its last ``vsvsr...Error: message`` line, not the traceback.
+    """
+    found = list(_OUR_ERROR_LINE.finditer(text))
+    if not found:
+        return None
+    return text[found[-1].end():].strip()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -85,11 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT)
     except VsvsrError as exc:
-        print(f"vsvsr {args.command}: error: {exc}", file=sys.stderr)
+        print(f"vsvsr {args.command}: error: {_unprefixed(exc, args.command)}", file=sys.stderr)
         return 1
     except Exception as exc:
         if is_vapoursynth_error(exc):
-            print(f"vsvsr {args.command}: VapourSynth error: {exc}", file=sys.stderr)
+            ours = _vsvsr_error_in(str(exc))
+            if ours is not None:  # ours, raised while VapourSynth asked for a frame
+                print(f"vsvsr {args.command}: error: {ours}", file=sys.stderr)
+            else:
+                print(f"vsvsr {args.command}: VapourSynth error: {_unprefixed(exc, args.command)}",
+                      file=sys.stderr)
             return 1
         raise
 

@@ -92,7 +92,9 @@ def guess_matrix(clip: vs.VideoNode) -> str | None:
         return None
     if int(clip.get_frame(0).props.get("_Matrix", 2)) not in (0, 2):
         return None
-    guess = "709" if clip.width >= 1280 or clip.height >= 720 else "170m"
+    from vsvsr.vs.formats import matrix_from_size
+
+    guess = matrix_from_size(clip.width, clip.height)
     log.warning("vsvsr upscale: the input does not say its colour matrix; assuming %s from its "
                 "size (pass --matrix to choose)", guess)
     return guess

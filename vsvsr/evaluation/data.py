@@ -25,12 +25,14 @@ import numpy as np
 
 from vsvsr.errors import VsvsrError
 from vsvsr.utils.lazy import lazy_import
+from vsvsr.utils.shared_data import shared_data_dir
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-#: Where the project's real evaluation clips live (never trained on).
-REAL_CLIPS_DIR = Path("/work/shared/data/real")
+#: The shared data's folder of real evaluation clips (never trained on); see
+#: :mod:`vsvsr.utils.shared_data` for where that data is found.
+REAL_CLIPS = "real"
 #: Camera-motion kinds of :func:`long_sequence`.
 LONG_KINDS = ("static", "slow-pan", "fast-pan", "brightness")
 #: Per-frame speed (LR px) of each kind; ``static`` is a bounded +-0.05 LR px jitter instead.
@@ -233,8 +235,15 @@ def video_sequence(path: str | Path, scale: int, max_frames: int | None = None) 
     return make_sequence(src.stem, str(src), load_video(src, max_frames), scale, kind="video")
 
 
-def real_clip_folders(root: Path = REAL_CLIPS_DIR) -> list[Path]:
-    """The shared real evaluation clips (folders of frames), if this machine has them."""
+def real_clip_folders(root: Path | None = None) -> list[Path]:
+    """The real evaluation clips (folders of frames) in ``root`` (default: the shared data's).
+
+    Raises:
+        SharedDataError: no ``root`` given and no shared data here; the message says what to pass.
+    """
+    if root is None:
+        root = shared_data_dir(REAL_CLIPS, what="vsvsr eval",
+                               instead="--frames DIR, --video FILE or --long KIND --source IMAGE")
     if not root.is_dir():
         return []
     return sorted(d for d in root.iterdir() if d.is_dir() and image_files(d))

@@ -63,6 +63,15 @@ class ModelFiles:
     name: str
     onnx: Path | None
     pth: Path | None
+    #: the file the user passed (None for a built-in name); the other one is its sibling
+    given: Path | None = None
+
+    @property
+    def sibling(self) -> Path | None:
+        """The file found beside the one the user passed (same name, other suffix), if any."""
+        if self.given is None:
+            return None
+        return self.pth if self.given == self.onnx else self.onnx
 
     @property
     def sha256(self) -> str:
@@ -101,10 +110,10 @@ def resolve_model(model: str | os.PathLike[str]) -> ModelFiles:
     if path.is_file():
         if path.suffix == ".onnx":
             sibling = path.with_suffix(".pth")
-            return ModelFiles(path.stem, path, sibling if sibling.is_file() else None)
+            return ModelFiles(path.stem, path, sibling if sibling.is_file() else None, given=path)
         if path.suffix == ".pth":
             sibling = path.with_suffix(".onnx")
-            return ModelFiles(path.stem, sibling if sibling.is_file() else None, path)
+            return ModelFiles(path.stem, sibling if sibling.is_file() else None, path, given=path)
         raise ModelFileError(f"{path}: unknown model file type {path.suffix!r}; "
                              "vsvsr reads .onnx (any backend) and .pth (PyTorch backend)")
     if isinstance(model, str) and (os.sep in model or model.endswith((".onnx", ".pth"))):

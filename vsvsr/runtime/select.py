@@ -142,9 +142,24 @@ def open_engine(model: str | os.PathLike[str], backend: str = "auto", *, threads
     Args:
         size: the LR input (width, height), which TensorRT engines are built for.
     """
+    files = resolve_model(model)
+    try:
+        return _open_engine(files, backend, threads=threads, size=size)
+    except ModelFileError as exc:
+        other = files.sibling
+        if other is None or str(other) not in str(exc):
+            raise
+        alt = "torch" if files.given == files.pth else "ort"
+        raise ModelFileError(
+            f"{exc} [the model you passed is {files.given}; vsvsr opened {other}, the "
+            f"{other.suffix} file beside it, for this backend: fix or remove {other}, or pass "
+            f"backend='{alt}' to run {files.given} itself]") from exc
+
+
+def _open_engine(files: ModelFiles, backend: str, *, threads: int,
+                 size: tuple[int, int] | None) -> Engine:
     from vsvsr.runtime.engine_manifest import EngineNotFoundError
 
-    files = resolve_model(model)
     requested = normalize_backend(backend)
     name = pick_backend(requested, files)
     if name == "tensorrt":
@@ -185,4 +200,14 @@ def open_engine(model: str | os.PathLike[str], backend: str = "auto", *, threads
                            threads=threads)
     engine.model_sha256 = files.sha256
     log.info("vsvsr: model %s on backend %s", files.name, engine.backend)
+    _say_which_file(files, engine)
     return engine
+
+
+def _say_which_file(files: ModelFiles, engine: Engine) -> None:
+    """A user who passed one file may be running its sibling: say so (``-v`` shows it)."""
+    other = files.sibling
+    runs_pth = engine.backend.startswith("torch")
+    if other is not None and (other == files.pth) == runs_pth:
+        log.info("vsvsr: you passed %s; backend %s runs %s beside it", files.given,
+                 engine.backend, other)

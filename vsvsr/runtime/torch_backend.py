@@ -26,11 +26,31 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelFileError(f"{p}: not a readable PyTorch checkpoint ({exc}); re-export it") from exc
+        # Not PyTorch's own text: it suggests weights_only=False (running code from the file)
+        # and filing a PyTorch issue, which is wrong advice for a damaged model file.
+        raise ModelFileError(
+            f"{p}: not a readable vsvsr .pth model file: {_why_unreadable(p, exc)}; re-export "
+            "it with 'vsvsr export' (a built-in model: reinstall vsvsr), or use its .onnx "
+            "with backend='ort'") from exc
     missing = {"descriptor", "arch", "config", "state_dict"} - set(data)
     if missing:
         raise ModelFileError(f"{p}: not a vsvsr model file (missing {sorted(missing)})")
     return data
+
+
+def _why_unreadable(path: Path, exc: Exception) -> str:
+    """What a .pth that ``torch.load(weights_only=True)`` refused is, in a few words."""
+    import pickle
+    import zipfile
+
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if not zipfile.is_zipfile(path):
+        return ("it is not a PyTorch zip archive (damaged, truncated, or another kind of file)")
+    if isinstance(exc, pickle.UnpicklingError):
+        return ("it holds Python objects other than weights and plain values, which vsvsr "
+                "model files never contain and vsvsr does not run")
+    return f"its archive is damaged ({type(exc).__name__})"
 
 
 class TorchEngine(Engine):

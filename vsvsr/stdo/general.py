@@ -27,11 +27,19 @@ from vsvsr.errors import ModelFileError
 from vsvsr.models.descriptor import ModelDescriptor
 from vsvsr.models.registry import WEIGHTS_DIR
 from vsvsr.nets.arch_registry import STATELESS, build_net
+from vsvsr.runtime.torch_backend import load_checkpoint
 from vsvsr.utils.atomic import atomic_write_bytes
+from vsvsr.utils.shared_data import shared_data_dir
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA = Path("/work/shared/data/train_images")
+
+def default_data() -> Path:
+    """The shared training photographs, or an error saying what to pass when there are none."""
+    return shared_data_dir("train_images", what="the general model's training",
+                           instead="--data DIR (a folder of photos)")
+
+
 #: Linear learning-rate warm-up of the general model (Adam's first steps are the largest).
 WARMUP_STEPS = 100
 
@@ -49,7 +57,7 @@ def load_general(path: str | os.PathLike[str] | None, backbone: str,
             f"vsvsr overfit: no general x{scale} model at {p}; train one with 'python -m "
             f"vsvsr.stdo.general --scale {scale} --backbone {backbone}' or pass --general FILE")
     try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
+        data = load_checkpoint(p)  # a damaged file gets a clear ModelFileError
         desc = ModelDescriptor.from_json(data["descriptor"], source=str(p))
         net = build_net(data["arch"], dict(data["config"]))
         net.load_state_dict(data["state_dict"])
@@ -93,7 +101,7 @@ def train_general(*, scale: int, backbone: str = "espcn", data: list[Path] | Non
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     if photos is None:
-        photos = load_photos(data or [DEFAULT_DATA], presize)
+        photos = load_photos(data or [default_data()], presize)
     torch.manual_seed(seed)
     net = build_net(backbone, {"scale": scale})
     # a zero head (exact bicubic) lets only the head learn at first; a tiny random one lets
@@ -137,7 +145,7 @@ def train_general(*, scale: int, backbone: str = "espcn", data: list[Path] | Non
         name=f"general-{backbone}-x{scale}", arch=backbone, scale=scale, recurrent=False,
         config=cfg, training={"steps": step, "seconds": round(time.monotonic() - start, 1),
                               "batch": batch, "crop": crop, "presize": presize, "lr": lr,
-                              "data": [str(d) for d in (data or [DEFAULT_DATA])]})
+                              "data": [str(d) for d in (data or [default_data()])]})
     return net, desc
 
 

@@ -21,7 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from vsvsr.nets.arch_registry import ARCHS, arch_config
-from vsvsr.training.config import DEFAULT_DATA_ROOT, SCHEMES, TrainConfig
+from vsvsr.training.config import DEFAULT_DATA_ROOT, SCHEMES, TrainConfig, default_data_root
 from vsvsr.utils.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
         data = load_checkpoint(Path(args.out) / "last.pt").config.to_dict()
     else:
-        data = {"data_dirs": [DEFAULT_DATA_ROOT], "warmup_iters": 500, "lr": 5e-4}
+        data = {"data_dirs": [] if args.data or args.video else [default_data_root()],
+                "warmup_iters": 500, "lr": 5e-4}
     for opt, fld in _PLAIN.items():
         value = getattr(args, opt)
         if value is not None:

@@ -18,8 +18,16 @@ ArchConfig = RVSRConfig | RVSRFConfig | RVSRGConfig | SFSRConfig
 #: The training schemes: RI-BPTT (every clip starts fresh) and PI-BPTT (stored states).
 SCHEMES = ("ri", "pi")
 
-#: Where the shared training photographs live (never the ``real/`` evaluation clips).
-DEFAULT_DATA_ROOT = "/work/shared/data/train_images"
+#: The default training photographs, as help texts name them (never the ``real/`` clips).
+DEFAULT_DATA_ROOT = "train_images/ of $VSVSR_SHARED_DATA or ../shared/data"
+
+
+def default_data_root() -> str:
+    """The shared training photographs, or an error saying what to pass when there are none."""
+    from vsvsr.utils.shared_data import shared_data_dir
+
+    return str(shared_data_dir("train_images", what="vsvsr train",
+                               instead="--data DIR (photos) or --video PATH"))
 
 
 @dataclass(kw_only=True, frozen=True)

@@ -8,11 +8,14 @@ unless RGBS/RGBH output is asked for.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import vapoursynth as vs
 
 from vsvsr.errors import ClipFormatError
+
+log = logging.getLogger(__name__)
 
 #: _Matrix values VapourSynth defines, by the names resize takes (``matrix_s``).
 MATRIX_NAMES = {"rgb": 0, "709": 1, "fcc": 4, "470bg": 5, "170m": 6, "240m": 7, "ycgco": 8,
@@ -20,6 +23,8 @@ MATRIX_NAMES = {"rgb": 0, "709": 1, "fcc": 4, "470bg": 5, "170m": 6, "240m": 7, 
 _MATRIX_ALIASES = {"bt709": "709", "601": "170m", "bt601": "170m", "smpte170m": "170m",
                    "bt470bg": "470bg", "2020": "2020ncl", "bt2020": "2020ncl"}
 OUTPUT_FORMATS = {"RGBS": vs.RGBS, "RGBH": vs.RGBH}
+#: ``matrix=AUTO``: the clip's ``_Matrix``, else a guess from the size (with a warning).
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,11 @@ def parse_matrix(matrix: str | int, func: str) -> int:
             return MATRIX_NAMES[key]
     names = ", ".join(n for n in MATRIX_NAMES if n != "rgb")
     raise ClipFormatError(f"{func}: unknown matrix {matrix!r}; use one of {names}")
+
+
+def matrix_from_size(width: int, height: int) -> str:
+    """The matrix players assume for YUV without one: BT.709 from 1280x720 up, else BT.601."""
+    return "709" if width >= 1280 or height >= 720 else "170m"
 
 
 def is_full_range(props: vs.FrameProps) -> bool:
@@ -106,15 +116,24 @@ def inspect_clip(clip: vs.VideoNode, func: str, matrix: str | int | None = None)
     chroma = int(props["_ChromaLocation"]) if "_ChromaLocation" in props else None
     mat = None
     if family == vs.YUV:
-        if matrix is not None:
+        tagged = int(props.get("_Matrix", 2)) not in (2, 0)
+        if matrix is not None and not (isinstance(matrix, str) and matrix.lower() == AUTO):
             mat = parse_matrix(matrix, func)
-        elif int(props.get("_Matrix", 2)) not in (2, 0):
+        elif tagged:
             mat = int(props["_Matrix"])
+        elif matrix is not None:  # auto, and nothing to go by but the size
+            guess = matrix_from_size(clip.width, clip.height)
+            log.warning("%s: the clip (%s, %dx%d) does not say its colour matrix (_Matrix "
+                        "unspecified); assuming %s from its size, as players do: pass "
+                        "matrix=\"709\" (or the real one) to choose", func, fmt.name,
+                        clip.width, clip.height, guess)
+            mat = parse_matrix(guess, func)
         else:
             raise ClipFormatError(
                 f"{func}: clip is {fmt.name} with _Matrix unspecified; pass matrix=\"709\" "
-                "(or the clip's real matrix, e.g. \"170m\" for SD, \"2020ncl\" for UHD) "
-                "or set _Matrix with core.std.SetFrameProps")
+                "(or the clip's real matrix, e.g. \"170m\" for SD, \"2020ncl\" for UHD), "
+                "matrix=\"auto\" to guess it from the size, or set _Matrix with "
+                "core.std.SetFrameProps")
     return ClipInfo(format=fmt, width=clip.width, height=clip.height,
                     num_frames=clip.num_frames, matrix=mat, full_range=full_range,
                     chroma_location=chroma)

@@ -101,7 +101,7 @@ def recurrent(
     model: str | os.PathLike[str] = DEFAULT_MODEL,
     backend: str = "auto",
     *,
-    matrix: str | int | None = None,
+    matrix: str | int | None = formats.AUTO,
     output_format: str | None = None,
     scene_detect: bool = False,
     scene_threshold: float = scene.DEFAULT_THRESHOLD,
@@ -117,7 +117,10 @@ def recurrent(
         clip: constant-format YUV (8-16 bit, 4:2:0/4:2:2/4:4:4) or RGB (8/16-bit, half, float).
         model: a built-in name (``rvsr-x2``, ``rvsr-x4``) or a ``.onnx``/``.pth`` model file.
         backend: ``auto`` or one of ``tensorrt``, ``ort-cuda``, ``torch-cuda``, ``ort``, ``torch``.
-        matrix: YUV matrix when the clip has no ``_Matrix`` (e.g. ``"709"``).
+        matrix: YUV matrix when the clip has no ``_Matrix``: ``"auto"`` (default) guesses it
+            from the size as players and ``vsvsr upscale`` do (BT.709 from 1280x720 up, else
+            BT.601), with a logged warning; ``"709"`` etc. chooses; ``None`` makes an
+            untagged clip an error. A clip's own ``_Matrix`` always wins over ``"auto"``.
         output_format: ``None`` for the input's format family, or ``"RGBS"``/``"RGBH"``.
         scene_detect: also reset the recurrence where the built-in detector sees a cut
             (``_SceneChangePrev`` on the clip is always honoured).
