@@ -94,14 +94,15 @@ class DeviceEngine(Engine):
     """One executor with its device buffers, stream and CUDA graphs (see the module doc)."""
 
     def __init__(self, descriptor: ModelDescriptor, executor: Executor, device: Device, *,
-                 backend: str, use_graphs: bool = True) -> None:
+                 backend: str, use_graphs: bool = True, stream: Any = None) -> None:
         super().__init__(descriptor)
         self.backend = backend
         self.device = device
         self.executor = executor
         self._io = {t.name: t for t in executor.tensors}
         self.recurrent = STATE_IN in self._io and STATE_OUT in self._io
-        self.stream = device.new_stream()
+        #: its own non-default stream (given when the executor must know it up front)
+        self.stream = stream if stream is not None else device.new_stream()
         self._lock = threading.RLock()
         self._buf = {t.name: device.empty(t.shape, t.dtype) for t in executor.tensors
                      if t.name not in (STATE_IN, STATE_OUT)}
