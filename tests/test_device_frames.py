@@ -21,7 +21,7 @@ import vapoursynth as vs
 from _trt_fixtures import fake_device, fake_gpu, standin  # noqa: F401
 
 from plugin_build.trt_build import build_engines
-from vsvsr.runtime.color_kernels import FrameFormat, from_model_ref, to_model_ref
+from vsvsr.runtime.color_kernels import FrameFormat, from_model_ref, split_planes, to_model_ref
 from vsvsr.runtime.engine_key import BuildOptions
 from vsvsr.runtime.ort_backend import OrtEngine
 
@@ -250,3 +250,19 @@ def test_saved_state_continues_exactly_on_the_frame_path(tmp_path, random_model,
     second = vsvsr.recurrent(clip, str(random_model), "tensorrt", state_dir=tmp_path / "s")
     got = _planes(second.get_frame(4)).astype(np.int64)
     assert int(np.abs(got - ref[4]).max()) <= 1
+
+
+def test_gpu_bench_filter_measure_runs_on_the_stand_ins(random_model, trt_backend) -> None:
+    """scripts/gpu_bench.py's filter end-to-end measure (numbers mean nothing here)."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "scripts" / "gpu_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    fmt = bench.FMT
+    src = [[p.copy() for p in split_planes(from_model_ref(f[None], fmt), fmt, W, H)]
+           for f in synth.make_frames(3, H, W)]
+    row = bench.filter_case("tensorrt", str(random_model), src, W, H, 5, engine_fps=100.0)
+    assert row["filter_fps"] > 0 and row["filter_ratio"] == row["filter_fps"] / 100.0
