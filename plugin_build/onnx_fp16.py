@@ -144,7 +144,17 @@ def convert_model(model: Any, *, keep_fp32_io: tuple[str, ...] = ()) -> Any:
 
 
 def _retype_node_to_fp16(node: Any, helper: Any, numpy_helper: Any, TensorProto: Any) -> None:
-    """Make a node that produces fp32 through an attribute produce fp16 instead."""
+    """Make a node that produces fp32 through an attribute produce fp16 instead.
+
+    A ``ConstantOfShape`` without ``value`` outputs fp32 zeros (the ONNX default): it gets an
+    explicit fp16 zero, or its output would be fp32 where the conversion recorded fp16.
+    """
+    if node.op_type == "ConstantOfShape" and not any(a.name == "value" for a in node.attribute):
+        import numpy as np
+
+        node.attribute.append(helper.make_attribute(
+            "value", numpy_helper.from_array(np.zeros(1, np.float16), "value")))
+        return
     for attr in node.attribute:
         if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
             attr.i = TensorProto.FLOAT16

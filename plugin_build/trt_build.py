@@ -10,8 +10,9 @@
    rename it, then the manifest beside it. The timing cache, shared by all builds for the same
    TensorRT and GPU, is merged and rewritten under its own lock.
 
-Precision: TensorRT 10 gets ``BuilderFlag.FP16``/``BF16`` and fp16 I/O tensors; TensorRT 11
-(strongly typed, no such flags) gets an ONNX converted to fp16 (:mod:`plugin_build.onnx_fp16`).
+Precision: TensorRT 10.0-10.11 gets ``BuilderFlag.FP16``/``BF16`` and fp16 I/O tensors;
+TensorRT 10.12+ (which deprecated those) and 11 (which removed them) build a strongly typed
+network from an ONNX converted to fp16 (:mod:`plugin_build.onnx_fp16`).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from plugin_build.onnx_check import check_onnx
 from vsvsr.errors import ModelFileError, VsvsrError
 from vsvsr.models.descriptor import ModelDescriptor
 from vsvsr.models.registry import ModelFiles, file_sha256, resolve_model
-from vsvsr.runtime.engine_key import BuildOptions, BuildOptionsError, EngineKey
+from vsvsr.runtime.engine_key import BuildOptions, BuildOptionsError, EngineKey, trt_major
 from vsvsr.runtime.engine_manifest import EngineManifest, EngineMismatchError, paths_for, write_manifest
 from vsvsr.runtime.gpu_info import GpuInfo, query_gpu
-from vsvsr.runtime.trt_common import is_strongly_typed_only, make_logger, tensorrt_version
+from vsvsr.runtime.trt_common import ErrorWindow, is_strongly_typed_only, tensorrt_version, trt_logger
 from vsvsr.utils.atomic import atomic_write_bytes
 from vsvsr.utils.file_lock import file_lock
 
@@ -115,7 +116,13 @@ def _shape_arg(shapes: dict[str, tuple[int, ...]]) -> str:
 
 def trtexec_command(onnx_path: Path, key: EngineKey, engine_path: Path,
                     timing_cache: Path | None = None) -> list[str]:
-    """The ``trtexec`` line that builds the same engine as :func:`build_plan`."""
+    """The ``trtexec`` line that builds the same engine as :func:`build_plan`.
+
+    ``onnx_path`` is the ONNX the build parses (for a strongly typed fp16 build, the
+    converted ``-fp16.onnx``, see :func:`network_onnx`). Strongly typed: ``--stronglyTyped``
+    on TensorRT 10.12+ (trtexec 11 has no ``--fp16`` and treats ``--stronglyTyped`` as a
+    deprecated no-op, so it is left out there); otherwise ``--fp16``/``--bf16`` with fp16 I/O.
+    """
     lo = {n: tuple(v[0]) for n, v in key.profile.items() if n != "step"}
     opt = {n: tuple(v[1]) for n, v in key.profile.items() if n != "step"}
     hi = {n: tuple(v[2]) for n, v in key.profile.items() if n != "step"}
@@ -123,7 +130,8 @@ def trtexec_command(onnx_path: Path, key: EngineKey, engine_path: Path,
            f"--minShapes={_shape_arg(lo)}", f"--optShapes={_shape_arg(opt)}",
            f"--maxShapes={_shape_arg(hi)}", f"--builderOptimizationLevel={key.opt_level}"]
     if key.strongly_typed:
-        cmd.append("--stronglyTyped")
+        if trt_major(key.trt_version) < 11:
+            cmd.append("--stronglyTyped")
     elif key.precision == "fp16":
         cmd.append("--fp16")
         fmts = {"lr": "fp16:chw", "lr_prev": "fp16:chw", "state": "fp16:chw", "step": "fp32:chw"}
@@ -149,10 +157,11 @@ def build_plan(trt: ModuleType, onnx_bytes: bytes, key: EngineKey, options: Buil
     Raises:
         TrtBuildError: with every ONNX parser error, or TensorRT's logged errors.
     """
-    logger = make_logger(trt)
+    logger = trt_logger(trt)
+    window = ErrorWindow(logger)
     builder = trt.Builder(logger)
     flags = 0
-    if key.strongly_typed:
+    if key.strongly_typed:  # bit 0 on TensorRT 11, where it is ignored (always strongly typed)
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)  # explicit batch is implicit since TensorRT 10
     parser = trt.OnnxParser(network, logger)
@@ -172,7 +181,7 @@ def build_plan(trt: ModuleType, onnx_bytes: bytes, key: EngineKey, options: Buil
             raise BuildOptionsError(f"TensorRT {key.trt_version} has no same-compute-capability "
                                     "hardware compatibility; use --hw-compat ampere-plus or none")
         config.hardware_compatibility_level = level
-    if not key.strongly_typed:
+    if not key.strongly_typed:  # TensorRT 10.0-10.11 only (deprecated from 10.12)
         if options.precision == "fp16":
             config.set_flag(trt.BuilderFlag.FP16)
             for t in _io_tensors(network):
@@ -180,27 +189,50 @@ def build_plan(trt: ModuleType, onnx_bytes: bytes, key: EngineKey, options: Buil
                     t.dtype = trt.DataType.HALF
         elif options.precision == "bf16":
             config.set_flag(trt.BuilderFlag.BF16)
-    profile = builder.create_optimization_profile()
-    for i in range(network.num_inputs):
-        t = network.get_input(i)
-        if -1 not in tuple(t.shape):
-            continue
-        if t.name not in key.profile:
-            raise TrtBuildError(f"{key.model_name}: input {t.name!r} is dynamic but vsvsr has "
-                                f"no shape for it (it knows {sorted(key.profile)})")
-        lo, opt, hi = key.profile[t.name]
-        profile.set_shape(t.name, tuple(lo), tuple(opt), tuple(hi))
-    config.add_optimization_profile(profile)
+    _add_profile(builder, network, config, key, window)
     cache = config.create_timing_cache(timing_cache)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        # Another TensorRT's or GPU's cache: build with a fresh one, which then replaces it.
+        log.warning("%s: the timing cache does not match this TensorRT/GPU (%s); building "
+                    "with a fresh one", key.model_name, window.text())
+        cache = config.create_timing_cache(b"")
+        if not config.set_timing_cache(cache, ignore_mismatch=False):
+            raise TrtBuildError("TensorRT refused an empty timing cache: " + window.text())
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise TrtBuildError(f"TensorRT could not build {key.model_name} at {key.size_label}: "
-                            + (" | ".join(logger.errors) or "no error was logged"))
+                            + window.text())
     io = [{"name": t.name, "mode": "input" if i < network.num_inputs else "output",
            "dtype": str(t.dtype).split(".")[-1], "shape": list(t.shape)}
           for i, t in enumerate(_io_tensors(network))]
     return bytes(memoryview(plan)), bytes(memoryview(cache.serialize())), io
+
+
+def _add_profile(builder: Any, network: Any, config: Any, key: EngineKey,
+                 window: ErrorWindow) -> None:
+    """One optimization profile covering every input (as Polygraphy fills it), or none for
+    a network without dynamic inputs (TensorRT refuses an empty profile with -1)."""
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    if not any(-1 in tuple(t.shape) for t in inputs):
+        return
+    profile = builder.create_optimization_profile()
+    for t in inputs:
+        static = tuple(t.shape)
+        if t.name in key.profile:
+            lo, opt, hi = (tuple(v) for v in key.profile[t.name])
+        elif -1 in static:
+            raise TrtBuildError(f"{key.model_name}: input {t.name!r} is dynamic but vsvsr has "
+                                f"no shape for it (it knows {sorted(key.profile)})")
+        else:
+            lo = opt = hi = static
+        try:
+            profile.set_shape(t.name, lo, opt, hi)
+        except RuntimeError as exc:  # TensorRT's binding raises on inconsistent shapes
+            raise TrtBuildError(f"{key.model_name}: TensorRT refused the profile {lo} / {opt} / "
+                                f"{hi} of input {t.name!r} ({exc})") from exc
+    if config.add_optimization_profile(profile) < 0:
+        raise TrtBuildError(f"{key.model_name}: TensorRT refused the optimization profile "
+                            f"({window.text()})")
 
 
 def _io_tensors(network: Any) -> list[Any]:
@@ -213,23 +245,24 @@ def timing_cache_path(out_dir: Path, trt_version: str, gpu: GpuInfo) -> Path:
     return out_dir / f"timing_trt{trt_version}_{gpu.slug}_{gpu.sm}.cache"
 
 
-def _network_bytes(trt: ModuleType, onnx_path: Path, key: EngineKey, out_dir: Path) -> bytes:
-    """The ONNX TensorRT parses: the model's own, or its fp16 conversion when strongly typed."""
+def network_onnx(onnx_path: Path, key: EngineKey) -> Path:
+    """The ONNX TensorRT parses: the model's own, or its fp16 conversion (written beside it,
+    once) for a strongly typed fp16 build."""
     if not key.strongly_typed or key.precision == "fp32":
-        return onnx_path.read_bytes()
+        return onnx_path
     if key.precision == "bf16":
-        raise BuildOptionsError("bf16 with TensorRT 11 (strongly typed) is not supported yet; "
-                                "use --precision fp16 or fp32")
+        raise BuildOptionsError("bf16 with a strongly typed build (TensorRT 10.12+ and 11) is "
+                                "not supported yet; use --precision fp16 or fp32")
     from plugin_build.onnx_fp16 import convert_to_fp16
 
     fp16_path = onnx_path.with_name(onnx_path.stem + "-fp16.onnx")
     if not fp16_path.is_file():
         convert_to_fp16(onnx_path, fp16_path, keep_fp32_io=("step",))
-    return fp16_path.read_bytes()
+    return fp16_path
 
 
 def build_one(trt: ModuleType, onnx_path: Path, key: EngineKey, options: BuildOptions,
-              out_dir: Path, *, echo: Callable[[str], None] = print,
+              out_dir: Path, *, gpu: GpuInfo, echo: Callable[[str], None] = print,
               lock_timeout: float = 3600.0) -> EngineBuild:
     """Build (or reuse) the engine for ``key`` in ``out_dir``, race-free and atomically."""
     engine_path, manifest_path = paths_for(out_dir, key)
@@ -247,27 +280,25 @@ def build_one(trt: ModuleType, onnx_path: Path, key: EngineKey, options: BuildOp
                 log.warning("%s; rebuilding", exc)
         _remove_stale_temps(engine_path)
         echo(f"vsvsr build: building {engine_path.name} (TensorRT {key.trt_version}, "
-             f"{key.gpu_name}) ...")
+             f"{gpu.name}) ...")
         t0 = time.perf_counter()
-        cache_path = timing_cache_path(out_dir, key.trt_version, _gpu_of(key))
+        cache_path = timing_cache_path(out_dir, key.trt_version, gpu)
         old_cache = cache_path.read_bytes() if cache_path.is_file() else b""
-        plan, cache, io = build_plan(trt, _network_bytes(trt, onnx_path, key, out_dir), key,
-                                     options, old_cache)
+        parsed = network_onnx(onnx_path, key)
+        plan, cache, io = build_plan(trt, parsed.read_bytes(), key, options, old_cache)
         seconds = time.perf_counter() - t0
         # A crash before this rename leaves no engine; before the manifest, an engine that is
         # never used (found only through its manifest) and is rebuilt next time.
         atomic_write_bytes(engine_path, plan)
         write_manifest(manifest_path, engine_path, key, build_seconds=seconds, io=io,
-                       extra={"onnx": str(onnx_path), "trtexec": shlex.join(
-                           trtexec_command(onnx_path, key, engine_path, cache_path))})
+                       extra={"onnx": str(parsed), "trtexec": shlex.join(
+                           trtexec_command(parsed, key, engine_path, cache_path)),
+                              "built_on": {"gpu": gpu.name, "compute_capability":
+                                           gpu.compute_capability, "driver": gpu.driver}})
         _merge_timing_cache(trt, cache_path, cache)
         echo(f"vsvsr build: wrote {engine_path} ({len(plan) / 1e6:.1f} MB, {seconds:.1f} s)")
         return EngineBuild(engine=engine_path, manifest=manifest_path, key=key, built=True,
                            seconds=seconds)
-
-
-def _gpu_of(key: EngineKey) -> GpuInfo:
-    return GpuInfo(name=key.gpu_name, compute_capability=key.compute_capability, driver=key.driver)
 
 
 def _remove_stale_temps(engine_path: Path) -> None:
@@ -280,8 +311,7 @@ def _remove_stale_temps(engine_path: Path) -> None:
 def _merge_timing_cache(trt: ModuleType, path: Path, new: bytes) -> None:
     """Rewrite the shared timing cache with this build's entries added, under its own lock."""
     with file_lock(path.with_name(path.name + ".lock")):
-        logger = make_logger(trt)
-        config = trt.Builder(logger).create_builder_config()
+        config = trt.Builder(trt_logger(trt)).create_builder_config()
         merged = config.create_timing_cache(new)
         if path.is_file():
             merged.combine(config.create_timing_cache(path.read_bytes()), True)
@@ -328,24 +358,47 @@ def build_engines(model: str, options: BuildOptions, out_dir: str | Path, *,
         check_sizes(desc, options)
         report = BuildReport(model=files.name, onnx=onnx_path)
         echo(f"vsvsr build: {files.name}: ONNX checked for TensorRT, written to {onnx_path}")
-        version = tensorrt_version(trt) if trt is not None else "10.x"
-        target = gpu or GpuInfo(name="unknown GPU", compute_capability="0.0", driver="unknown")
-        strongly = trt is not None and is_strongly_typed_only(trt)
+        if trt is None or gpu is None:
+            _no_build_here(report, desc, sha, options, onnx_path, out, gpu, why, echo)
+            reports.append(report)
+            continue
         for profile in options.profiles():
             key = EngineKey.make(descriptor=desc, model_sha256=sha, profile=profile,
-                                 options=options, trt_version=version, gpu=target)
-            if strongly != key.strongly_typed:  # a TensorRT without the FP16 flag, whatever its version
-                key = EngineKey(**{**key.to_dict(), "strongly_typed": strongly})
-            if trt is None or gpu is None:
-                engine_path, _ = paths_for(out, key)
-                report.trtexec.append(shlex.join(trtexec_command(onnx_path, key, engine_path)))
-                continue
-            report.engines.append(build_one(trt, onnx_path, key, options, out, echo=echo))
-        if trt is None or gpu is None:
-            report.unavailable = why
-            echo(f"vsvsr build: cannot build engines here: {why}.")
-            echo("vsvsr build: on a machine with TensorRT, this builds the same engine(s):")
-            for line in report.trtexec:
-                echo("  " + line)
+                                 options=options, trt_version=tensorrt_version(trt), gpu=gpu,
+                                 strongly_typed=is_strongly_typed_only(trt))
+            report.engines.append(build_one(trt, onnx_path, key, options, out, gpu=gpu,
+                                            echo=echo))
         reports.append(report)
     return reports
+
+
+#: The TensorRT versions whose trtexec lines differ: weakly typed (--fp16) up to 10.11,
+#: strongly typed from 10.12 (the converted ONNX; trtexec 11 has no --fp16).
+_TRTEXEC_VERSIONS = (("TensorRT 10.0-10.11", "10.11", False), ("TensorRT 10.12+", "10.12", True),
+                     ("TensorRT 11", "11.0", True))
+
+
+def _no_build_here(report: BuildReport, desc: ModelDescriptor, sha: str, options: BuildOptions,
+                   onnx_path: Path, out: Path, gpu: GpuInfo | None, why: str,
+                   echo: Callable[[str], None]) -> None:
+    """Without TensorRT or a GPU: the trtexec lines that build the same engines, per
+    TensorRT version (the strongly typed ones name the converted fp16 ONNX, written here)."""
+    target = gpu or GpuInfo(name="unknown GPU", compute_capability="0.0", driver="unknown")
+    report.unavailable = why
+    echo(f"vsvsr build: cannot build engines here: {why}.")
+    echo("vsvsr build: on a machine with TensorRT, this builds the same engine(s):")
+    for label, version, strongly in _TRTEXEC_VERSIONS:
+        if strongly and options.precision == "bf16":
+            continue  # not supported strongly typed (network_onnx says so at build time)
+        lines = []
+        for profile in options.profiles():
+            key = EngineKey.make(descriptor=desc, model_sha256=sha, profile=profile,
+                                 options=options, trt_version=version, gpu=target,
+                                 strongly_typed=strongly)
+            engine_path, _ = paths_for(out, key)
+            lines.append(shlex.join(trtexec_command(network_onnx(onnx_path, key), key,
+                                                    engine_path)))
+        echo(f"  {label}:")
+        for line in lines:
+            echo("    " + line)
+        report.trtexec.extend(lines)

@@ -9,7 +9,9 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux_2_28_x86_64 -d .whl vapoursynth==81
 # Writes: gpu.txt (the card), gpu-tests.log / gpu-tests.xml, gpu-errors.json (measured
-# errors), bench.json / bench.md (the table), summary.txt.
+# errors), bench.json / bench.md (the table: fps, upload / convert / infer / download, GPU
+# memory, the filter end to end on the GPU frame path), bench-ort-cuda.* when onnxruntime has
+# CUDA, summary.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-out/gpu}}"
@@ -45,14 +47,21 @@ rm -f "$VSVSR_GPU_REPORT"
     tests/test_cuda_gpu.py --junitxml="$OUT_DIR/gpu-tests.xml" 2>&1 | tee "$OUT_DIR/gpu-tests.log"
 tests_rc=${PIPESTATUS[0]}
 
+# The frame path split (upload / convert / infer / download), GPU memory and the filter end to
+# end (vsvsr.recurrent on the GPU frame path, parallel requests) per backend present.
 "$PY" scripts/gpu_bench.py --fp32 --out "$OUT_DIR/bench.json" --markdown "$OUT_DIR/bench.md" \
     2>&1 | tee "$OUT_DIR/bench.log"
 bench_rc=${PIPESTATUS[0]}
+if "$PY" -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())" 2>/dev/null; then
+    "$PY" scripts/gpu_bench.py --backend ort-cuda --frames 30 --out "$OUT_DIR/bench-ort-cuda.json" \
+        --markdown "$OUT_DIR/bench-ort-cuda.md" 2>&1 | tee "$OUT_DIR/bench-ort-cuda.log"
+fi
 
 {
     echo "gpu tests exit code: $tests_rc"
     echo "bench exit code: $bench_rc"
     tail -n 3 "$OUT_DIR/gpu-tests.log"
     cat "$OUT_DIR/bench.md" 2>/dev/null
+    cat "$OUT_DIR/bench-ort-cuda.md" 2>/dev/null
 } | tee "$OUT_DIR/summary.txt"
 exit $(( tests_rc != 0 || bench_rc != 0 ))

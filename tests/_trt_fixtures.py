@@ -51,6 +51,19 @@ def standin_trt11(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
 
 
 @pytest.fixture
+def standin_trt10_13(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The stand-in as TensorRT 10.13: FP16/BF16 flags and the ``ITensor.dtype`` setter
+    still exist but are deprecated (each use warns)."""
+    monkeypatch.setenv("VSVSR_TRT_STANDIN_VERSION", "10.13.0.35")
+    _forget_standin()
+    monkeypatch.syspath_prepend(str(STANDIN))
+    import tensorrt
+
+    yield tensorrt
+    _forget_standin()
+
+
+@pytest.fixture
 def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> GpuInfo:
     """Make every ``query_gpu`` report :data:`GPU`."""
     import plugin_build.trt_build as trt_build
@@ -68,6 +81,7 @@ def fake_device(standin: ModuleType):  # noqa: ARG001  (fake_cuda is importable 
 
     for key in fake_cuda.STATS:
         fake_cuda.STATS[key] = 0
+    fake_cuda.reset_trace()
     return fake_cuda.FakeDevice()
 
 

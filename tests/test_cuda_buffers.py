@@ -90,5 +90,6 @@ def test_gpu_bench_script_runs_on_the_fake_device(tmp_path, random_model, standi
     monkeypatch.setattr(bench, "open_engine", fake_open)
     row = bench.bench_case("tensorrt", "random-x2", (W, H), True, frames=4, warmup=2)
     assert row["out"] == f"{2 * W}x{2 * H}" and row["fps"] > 0 and row["compute_ms"] > 0
+    assert row["convert_ms"] > 0 and row["infer_ms"] > 0 and 0 < row["transfer_share"] < 1
     assert row["bytes_in"] == W * H * 3 // 2 * 2  # 10-bit 4:2:0: 1.5 samples of 2 bytes
     assert "| tensorrt | random-x2 | fp16 |" in bench.markdown({"gpu": "x", "date": "d", "rows": [row]})

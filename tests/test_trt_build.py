@@ -82,11 +82,17 @@ def test_engine_key_names_everything_it_depends_on(random_model) -> None:
     c = read_onnx_descriptor(random_model).state_channels
     assert key.profile["state"] == [[1, c, 24, 32]] * 3  # the hidden state has its profile
     assert key.profile["step"] == [[1, 1, 1, 1]] * 3
-    for change in ({"trt_version": "10.9.0.1"}, {"driver": "555.1"}, {"gpu_name": "other"},
-                   {"compute_capability": "9.0"}, {"precision": "fp32"}, {"opt_level": 5}):
+    for change in ({"trt_version": "10.9.0.1"}, {"target": "sm90"}, {"precision": "fp32"},
+                   {"opt_level": 5}):
         other = EngineKey(**{**key.to_dict(), **change})
         assert other.file_stem() != stem and other.digest != key.digest
         assert len(key.mismatches(other)) == 1
+    # What TensorRT does not tie a plan to is not in the key: a driver update or another
+    # GPU of the same compute capability keeps the engine.
+    import dataclasses
+
+    for gpu in (dataclasses.replace(GPU, driver="570.1"), dataclasses.replace(GPU, name="other")):
+        assert key_for(random_model, precision="fp16", gpu=gpu) == key
 
 
 def test_build_options_are_validated() -> None:
@@ -193,7 +199,10 @@ def test_trt11_builds_from_an_fp16_onnx_without_precision_flags(tmp_path, random
     io = {t["name"]: t["dtype"] for t in build["io"]}
     assert io["lr"] == int(standin_trt11.DataType.HALF) and io["sr"] == int(standin_trt11.DataType.HALF)
     assert io["step"] == int(standin_trt11.DataType.FLOAT)
-    assert "--stronglyTyped" in EngineManifest.read(e.manifest).extra["trtexec"]
+    trtexec = EngineManifest.read(e.manifest).extra["trtexec"]
+    # What reproduces it: the converted ONNX the build parsed; trtexec 11 has no --fp16 and
+    # --stronglyTyped is a deprecated no-op there.
+    assert "-fp16.onnx" in trtexec and "--fp16" not in trtexec and "--stronglyTyped" not in trtexec
     with pytest.raises(BuildOptionsError, match="bf16"):
         build_engines(str(random_model), BuildOptions(sizes=(SIZE,), precision="bf16"),
                       tmp_path / "e", echo=lambda m: None)
@@ -282,13 +291,13 @@ def test_mismatched_engine_is_refused_with_what_differs(tmp_path, random_model, 
     (report,) = build_engines(str(random_model), BuildOptions(sizes=(SIZE,), precision="fp32"),
                               out, echo=lambda m: None)
     (e,) = report.engines
-    elsewhere = EngineKey(**{**e.key.to_dict(), "trt_version": "10.9.0.2",
-                             "gpu_name": "NVIDIA GeForce RTX 4090", "driver": "570.1"})
+    elsewhere = EngineKey(**{**e.key.to_dict(), "trt_version": "10.9.0.2", "target": "sm90"})
     with pytest.raises(EngineMismatchError) as info:
         verify_engine(e.manifest, elsewhere)
     msg = str(info.value)
-    for part in ("TensorRT version: engine 10.8.0.43, wanted 10.9.0.2", "GPU:",
-                 "NVIDIA driver", "vsvsr build --model random-x2 --size 32x24"):
+    for part in ("TensorRT version: engine 10.8.0.43, wanted 10.9.0.2",
+                 "GPU target: engine sm89, wanted sm90",
+                 "vsvsr build --model random-x2 --size 32x24"):
         assert part in msg, msg
     with pytest.raises(EngineNotFoundError) as nf:
         find_engine(out, elsewhere)
@@ -309,11 +318,19 @@ def test_without_tensorrt_it_writes_the_onnx_and_prints_trtexec(tmp_path, random
     assert code == EXIT_NOT_BUILT == 3  # nothing built: a script can tell
     assert "cannot build engines here: TensorRT is not installed" in text
     lines = [ln for ln in text.splitlines() if ln.strip().startswith("trtexec ")]
-    assert len(lines) == 2
+    assert len(lines) == 6  # two sizes, for TensorRT 10.0-10.11, 10.12+ and 11
     c = read_onnx_descriptor(random_model).state_channels
     assert f"--minShapes=lr:1x3x24x32,lr_prev:1x3x24x32,state:1x{c}x24x32" in lines[0]
-    assert "--fp16" in lines[0] and "--inputIOFormats=fp16:chw,fp16:chw,fp16:chw,fp32:chw" in lines[0]
-    (onnx_file,) = (out / "onnx").glob("*.onnx")
+    weak, late10, trt11 = lines[0], lines[2], lines[4]
+    assert "--fp16" in weak and "--inputIOFormats=fp16:chw,fp16:chw,fp16:chw,fp32:chw" in weak
+    assert "--stronglyTyped" not in weak and "-fp16.onnx" not in weak
+    # Strongly typed from 10.12: the converted ONNX, no --fp16 (trtexec 11 has none), and
+    # --stronglyTyped only where it is not a deprecated no-op.
+    for line in (late10, trt11):
+        assert "-fp16.onnx" in line and "--fp16" not in line and "IOFormats" not in line
+    assert "--stronglyTyped" in late10 and "--stronglyTyped" not in trt11
+    (onnx_file,) = [f for f in (out / "onnx").glob("*.onnx") if not f.name.endswith("-fp16.onnx")]
+    assert (out / "onnx" / (onnx_file.stem + "-fp16.onnx")).is_file()
     assert check_onnx(onnx_file).ok and not list(out.glob("*.engine"))
 
 
@@ -342,10 +359,10 @@ def test_build_one_rebuilds_when_the_manifest_is_for_another_engine(tmp_path, ra
     key = key_for(random_model)
     out = tmp_path / "e"
     first = build_one(standin, random_model, key, BuildOptions(sizes=(SIZE,), precision="fp32"),
-                      out, echo=lambda m: None)
+                      out, gpu=GPU, echo=lambda m: None)
     engine, manifest = paths_for(out, key)
     assert first.built and engine.is_file()
     engine.write_bytes(b"garbage")  # the manifest's hash no longer matches
     again = build_one(standin, random_model, key, BuildOptions(sizes=(SIZE,), precision="fp32"),
-                      out, echo=lambda m: None)
+                      out, gpu=GPU, echo=lambda m: None)
     assert again.built and verify_engine(manifest, key)[0] == engine

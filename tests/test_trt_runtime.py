@@ -84,8 +84,10 @@ def test_state_stays_on_device_ping_pong_and_graphs_replay(random_model, engines
     ref = run_sequence(RecurrentStepper(OrtEngine(random_model, threads=1)), frames)
     for g, r in zip(got, ref, strict=True):
         np.testing.assert_allclose(g, r, atol=1e-5)
-    # One warm-up enqueue, one capture per state parity, replays for the rest.
-    assert engine.stats == {"plain": 1, "captured": 2, "replayed": len(frames) - 3}
+    # One context per state parity: bound once, one plain run, one capture; replays after.
+    assert engine.stats == {"plain": 2, "captured": 2, "replayed": len(frames) - 2,
+                            "contexts": 3}
+    assert fake_cuda.STATS["stale_graph_replays"] == 0
     assert fake_cuda.STATS["default_stream_work"] == 0
     assert fake_cuda.STATS["unpinned_copies"] == 0
     # The state never left the device: only 'sr' was downloaded per step, and np.asarray of
@@ -126,6 +128,7 @@ class _AliasedState(device_engine.DeviceEngine):
 
     def _execute(self, pair, parity):
         a = self._pairs[pair][parity]
+        self._bind_io(self.executor, pair, parity)
         self.executor.bind("state", a)
         self.executor.bind("state_out", a)
         self.executor.enqueue(self.stream)
@@ -143,10 +146,10 @@ class _NoSwap(device_engine.DeviceEngine):
 class _SwappedInputs(device_engine.DeviceEngine):
     """Binds lr and lr_prev the wrong way round."""
 
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.executor.bind("lr", self._buf["lr_prev"])
-        self.executor.bind("lr_prev", self._buf["lr"])
+    def _bind_io(self, ctx, pair, parity):
+        super()._bind_io(ctx, pair, parity)
+        ctx.bind("lr", self._buf["lr_prev"])
+        ctx.bind("lr_prev", self._buf["lr"])
 
 
 @pytest.mark.parametrize("broken", [_AliasedState, _NoSwap, _SwappedInputs])

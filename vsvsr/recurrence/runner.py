@@ -9,6 +9,13 @@ a second request, whatever order and thread count the host uses.
 
 ``warmup`` trades exactness for seek speed: a new cursor starts at most ``warmup`` frames
 before the request, from a fresh state, so frames after such a seek are approximate.
+
+A *pipelined* stepper (the GPU frame path, :class:`vsvsr.recurrence.device_stepper.
+DeviceFrameStepper`) takes steps with ``submit`` and hands results back later: a multi-step
+advance keeps two frames in flight, and with ``readahead`` the step after a request is
+submitted before the request's own result is waited for (unless it is a reset point), so the
+next request's frame is on its way while the host writes this one out. Output is unchanged:
+every step is the same function of the same frames, in the same order per cursor.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -57,14 +64,15 @@ class RunnerStats:
     new_cursors: int = 0
     states_loaded: int = 0
     states_saved: int = 0
+    readahead_hits: int = 0
 
 
 class RecurrentRunner:
     """Serve output frames of a recurrent model in any order; thread-safe."""
 
-    def __init__(self, stepper: RecurrentStepper, source: FrameSource, *, max_cursors: int = 4,
-                 cache_frames: int = 16, warmup: int | None = None,
-                 store: StateStore | None = None) -> None:
+    def __init__(self, stepper: RecurrentStepper | Any, source: FrameSource, *,
+                 max_cursors: int = 4, cache_frames: int = 16, warmup: int | None = None,
+                 store: StateStore | None = None, readahead: bool = True) -> None:
         if max_cursors < 1:
             raise ValueError(f"max_cursors must be >= 1, got {max_cursors}")
         if cache_frames < 1:
@@ -85,6 +93,9 @@ class RecurrentRunner:
         self._resets: dict[int, bool] = {}
         self._tick = 0
         self._saved: set[int] = set()
+        self._pipelined = bool(getattr(stepper, "pipelined", False))
+        self.readahead = readahead and self._pipelined
+        self._pending: dict[int, int] = {}  #: frame -> ticket of a submitted, unfinished step
 
     # -- public -------------------------------------------------------------------------------
     def get(self, n: int) -> np.ndarray:
@@ -97,12 +108,22 @@ class RecurrentRunner:
                 self._outputs.move_to_end(n)
                 self.stats.cache_hits += 1
                 return out
+            if n in self._pending:  # read ahead by the previous request
+                self.stats.readahead_hits += 1
+                for cursor in [c for c in self._cursors if c.pos == n][:1]:
+                    self._touch(cursor)
+                    self._read_ahead(cursor)
+                return self._finish(n)
             cursor = self._cursor_for(n)
             result = None
             while cursor.pos < n:
                 result = self._advance(cursor)
-            assert result is not None  # _cursor_for only returns cursors behind n
-            return result
+            if not self._pipelined:
+                assert result is not None  # _cursor_for only returns cursors behind n
+                return result
+            if self.readahead:
+                self._read_ahead(cursor)
+            return self._finish(n)
 
     def save_states(self) -> None:
         """Save the state at the end of every exact cursor's range (``state_dir`` only)."""
@@ -182,16 +203,39 @@ class RecurrentRunner:
         self._tick += 1
         cursor.tick = self._tick
 
-    def _advance(self, cursor: _Cursor) -> np.ndarray:
+    def _finish(self, n: int) -> Any:
+        ticket = self._pending.get(n)
+        if ticket is not None:
+            self.stepper.finish(ticket)  # its callback stores the output
+        return self._outputs[n]
+
+    def _read_ahead(self, cursor: _Cursor) -> None:
         k = cursor.pos + 1
-        frame = self._fetch(k)[0]
-        sr, cursor.state = self.stepper.step(frame, cursor.prev, cursor.state, cursor.step)
-        cursor.pos, cursor.prev, cursor.step = k, frame, cursor.step + 1
-        self.stats.steps += 1
+        if k < self.source.num_frames and k not in self._outputs and k not in self._pending \
+                and not self._is_reset(k):
+            self._advance(cursor)
+
+    def _store(self, k: int, sr: Any) -> None:
+        self._pending.pop(k, None)
         self._outputs[k] = sr
         self._outputs.move_to_end(k)
         while len(self._outputs) > self.cache_frames:
             self._outputs.popitem(last=False)
+
+    def _advance(self, cursor: _Cursor) -> Any:
+        k = cursor.pos + 1
+        frame = self._fetch(k)[0]
+        sr = None
+        if self._pipelined:
+            ticket, cursor.state = self.stepper.submit(
+                frame, cursor.prev, cursor.state, cursor.step,
+                lambda out, k=k: self._store(k, out))
+            self._pending[k] = ticket
+        else:
+            sr, cursor.state = self.stepper.step(frame, cursor.prev, cursor.state, cursor.step)
+            self._store(k, sr)
+        cursor.pos, cursor.prev, cursor.step = k, frame, cursor.step + 1
+        self.stats.steps += 1
         # Another cursor now at the same place with the same kind of history is redundant.
         for other in [c for c in self._cursors if c is not cursor and c.pos == k
                       and c.exact == cursor.exact]:

@@ -60,8 +60,11 @@ class StateKey:
     state_channels: int
 
 
-def frame_hash(frame: np.ndarray) -> str:
-    """A short hash of an input frame's samples, to tie a saved state to its clip."""
+def frame_hash(frame: Any) -> str:
+    """A short hash of an input frame's samples, to tie a saved state to its clip: the
+    model-RGB array, or a native frame of the GPU frame path (its own ``digest``)."""
+    if not isinstance(frame, np.ndarray):
+        return frame.digest()
     return hashlib.sha256(np.ascontiguousarray(frame).tobytes()).hexdigest()[:32]
 
 

@@ -12,7 +12,9 @@ double-buffered so copies overlap the network.
 Events order the streams; each slot's pinned and device buffers are reused only after the
 copy that last used them finished. A caller that submits frame n+1 before collecting frame n
 (:meth:`submit` / :meth:`collect`) gets the overlap; the previous LR frame stays on the device,
-so each frame crosses the bus once each way.
+so each frame crosses the bus once each way. When the frame on the device is not the previous
+frame of this step (the runner switched cursors, or continued from a saved state), the caller
+passes that frame's planes and they are uploaded and converted into ``lr_prev`` first.
 """
 
 from __future__ import annotations
@@ -64,13 +66,32 @@ class FramePipeline:
                        for _ in range(slots)]
         self._next = 0
         self.kernels = dev.kernels()
+        #: Which source frame the device's ``lr`` buffer holds (the caller's id), if any.
+        self.resident: object = None
+        self.stats = {"frames": 0, "prev_uploads": 0}
+
+    def _upload(self, slot: _Slot, planes: list[np.ndarray], dst: Any) -> None:
+        """Source planes -> the slot's pinned and device buffers -> model RGB in ``dst``."""
+        dev, compute = self.device, self.engine.stream
+        dev.sync_event(slot.uploaded)  # its pinned input is free again
+        for d, src in zip(split_planes(slot.pin_in, self.in_fmt, self.width, self.height),
+                          planes, strict=True):
+            np.copyto(d, src)
+        dev.upload(slot.dev_in, slot.pin_in, self.upload_stream)
+        dev.record(slot.uploaded, self.upload_stream)
+        dev.wait_event(compute, slot.uploaded)
+        self.kernels.to_model(slot.dev_in, dst, self.in_fmt, self.width, self.height, compute)
 
     def submit(self, planes: list[np.ndarray], state: DeviceState, step: int, *,
-               reset: bool) -> int:
+               reset: bool, frame_id: object = None, prev_id: object = None,
+               prev_planes: list[np.ndarray] | None = None) -> int:
         """Queue one frame; returns the ticket for :meth:`collect`.
 
         ``reset`` marks a reset point (the previous frame is the frame itself), as the
         recurrent runner does at frame 0 and scene changes; ``state`` should then be fresh.
+        Otherwise the previous frame is the one on the device, unless ``prev_id`` says it is
+        another (ids are the caller's, e.g. frame numbers; ``None``: trust the device), whose
+        ``prev_planes`` are then uploaded.
         """
         idx = self._next
         slot = self._slots[idx]
@@ -79,20 +100,20 @@ class FramePipeline:
                                f"first (at most {len(self._slots)} frames in flight)")
         self._next = (idx + 1) % len(self._slots)
         dev, eng, compute = self.device, self.engine, self.engine.stream
-        dev.sync_event(slot.uploaded)  # its pinned input is free again
-        for dst, src in zip(split_planes(slot.pin_in, self.in_fmt, self.width, self.height),
-                            planes, strict=True):
-            np.copyto(dst, src)
-        slot.pin_step[...] = step
-        dev.upload(slot.dev_in, slot.pin_in, self.upload_stream)
-        dev.record(slot.uploaded, self.upload_stream)
-        dev.wait_event(compute, slot.uploaded)
         lr, lr_prev = eng._buf["lr"], eng._buf["lr_prev"]
         if not reset:
-            dev.copy(lr_prev, lr, compute)  # the previous frame, still on the device
-        self.kernels.to_model(slot.dev_in, lr, self.in_fmt, self.width, self.height, compute)
+            if prev_id is None or prev_id == self.resident:
+                dev.copy(lr_prev, lr, compute)  # the previous frame, still on the device
+            else:
+                if prev_planes is None:
+                    raise ValueError("the previous frame is not on the device: pass its planes")
+                self._upload(slot, prev_planes, lr_prev)
+                self.stats["prev_uploads"] += 1
+        self._upload(slot, planes, lr)
         if reset:
             dev.copy(lr_prev, lr, compute)
+        self.resident = frame_id
+        slot.pin_step[...] = step  # its last upload ran before this slot's last download
         dev.upload(eng._buf["step"], slot.pin_step, compute)
         with eng._lock:
             eng._execute(state.pair, state.parity)
@@ -105,6 +126,7 @@ class FramePipeline:
         dev.download(slot.pin_out, slot.dev_out, self.download_stream)
         dev.record(slot.downloaded, self.download_stream)
         slot.pending = True
+        self.stats["frames"] += 1
         return idx
 
     def collect(self, ticket: int) -> list[np.ndarray]:

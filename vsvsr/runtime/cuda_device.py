@@ -46,6 +46,8 @@ class Device(Protocol):
     def synchronize(self, stream: Any) -> None: ...
     def capture(self, stream: Any, enqueue: Any) -> Any | None: ...
     def launch(self, graph: Any, stream: Any) -> None: ...
+    def host_launch(self, stream: Any, fn: Any) -> None: ...
+    def clear_error(self) -> None: ...
     def kernels(self) -> Any: ...
 
 
@@ -125,12 +127,16 @@ class CupyDevice:
         """Capture what ``enqueue()`` puts on ``stream`` into a graph; ``None`` if that fails.
 
         The caller has already run ``enqueue`` once outside capture (lazy initialization
-        inside TensorRT or cuDNN is not capturable).
+        inside TensorRT or cuDNN is not capturable). A failed capture leaves CUDA's sticky
+        error state set (e.g. ``cudaErrorStreamCaptureInvalidated``), which the next CUDA call
+        would report as its own failure: it is cleared here (``cudaGetLastError``, as trtexec
+        does) before the caller falls back to plain enqueues.
         """
         try:
             stream.begin_capture()
         except Exception as exc:  # older driver or CuPy: run without graphs
             log.info("CUDA graph capture unavailable (%s); running without graphs", exc)
+            self.clear_error()
             return None
         try:
             enqueue()
@@ -140,12 +146,29 @@ class CupyDevice:
                 stream.end_capture()
             except Exception:  # the capture is invalidated already
                 pass
+            self.clear_error()
             return None
         try:
             return stream.end_capture()
         except Exception as exc:
             log.info("CUDA graph capture failed at the end (%s); running without graphs", exc)
+            self.clear_error()
             return None
+
+    def clear_error(self) -> None:
+        """``cudaGetLastError``: read and reset the sticky error of this thread."""
+        try:
+            code = self.cp.cuda.runtime.getLastError()
+        except Exception as exc:  # a CuPy without the call: nothing more can be done here
+            log.debug("cudaGetLastError unavailable: %s", exc)
+            return
+        if code:
+            log.info("cleared CUDA error %s left by the failed capture", code)
+
+    def host_launch(self, stream: Any, fn: Any) -> None:
+        """Call a library that launches its GPU work on ``stream`` itself (ONNX Runtime with
+        a user compute stream); on a real device that is a plain call now."""
+        fn()
 
     def launch(self, graph: Any, stream: Any) -> None:
         graph.launch(stream)

@@ -7,9 +7,13 @@ bound by name to device buffers. :class:`DeviceEngine` owns those buffers and:
 - keeps a recurrent model's state on the device as a :class:`DeviceState`: two buffers used
   ping-pong, the state input bound to one and ``state_out`` to the other, swapped each step,
   so the same buffer is never both input and output;
-- replays CUDA graphs: after one plain run (lazy initialization is not capturable) each
-  (state pair, parity) is captured once and replayed afterwards, since a graph bakes in its
-  addresses; when capture fails it falls back to plain enqueues for good;
+- replays CUDA graphs with **one executor (execution context) per graph**: each (state pair,
+  parity) gets its own context (:meth:`Executor.clone`, sharing the activation memory, which
+  is safe on one stream), bound once, run once plainly (lazy initialization and TensorRT's
+  update of its device-side tensor parameters are not capturable), captured once and replayed
+  afterwards. A graph bakes in its context's addresses and parameters, so a context is never
+  rebound once captured (NVIDIA's guidance; trtexec and NVIDIA's multi-graph code do the
+  same). When capture fails it falls back to plain enqueues on one context, rebound per call;
 - stages host data through pinned buffers, and runs everything on its own non-default stream.
 
 It also implements the plain :class:`Engine` interface (NumPy in, NumPy out) on top.
@@ -54,6 +58,10 @@ class Executor(Protocol):
     def enqueue(self, stream: Any) -> None: ...
     def capture(self, stream: Any) -> Any | None: ...
     def launch(self, graph: Any, stream: Any) -> None: ...
+    def clone(self) -> Executor:
+        """Another executor of the same network (a new context, nothing bound), sharing what
+        can be shared on one stream (weights, activation memory)."""
+        ...
     def close(self) -> None: ...
 
 
@@ -86,26 +94,27 @@ class DeviceEngine(Engine):
     """One executor with its device buffers, stream and CUDA graphs (see the module doc)."""
 
     def __init__(self, descriptor: ModelDescriptor, executor: Executor, device: Device, *,
-                 backend: str, use_graphs: bool = True) -> None:
+                 backend: str, use_graphs: bool = True, stream: Any = None) -> None:
         super().__init__(descriptor)
         self.backend = backend
         self.device = device
         self.executor = executor
         self._io = {t.name: t for t in executor.tensors}
         self.recurrent = STATE_IN in self._io and STATE_OUT in self._io
-        self.stream = device.new_stream()
+        #: its own non-default stream (given when the executor must know it up front)
+        self.stream = stream if stream is not None else device.new_stream()
         self._lock = threading.RLock()
         self._buf = {t.name: device.empty(t.shape, t.dtype) for t in executor.tensors
                      if t.name not in (STATE_IN, STATE_OUT)}
         self._host = {t.name: device.pinned_empty(t.shape, t.dtype) for t in executor.tensors}
-        for name, arr in self._buf.items():
-            executor.bind(name, arr)
         self._pairs: list[tuple[Any, Any]] = []
         self._free: list[int] = []
         self._graphs: dict[tuple[int, int], Any] = {}
+        #: (pair, parity) -> the executor its graph was captured from, bound once
+        self._contexts: dict[tuple[int, int], Executor] = {}
         self._graphs_ok = use_graphs
         self._warm = False
-        self.stats = {"plain": 0, "captured": 0, "replayed": 0}
+        self.stats = {"plain": 0, "captured": 0, "replayed": 0, "contexts": 1}
         f32 = np.dtype(np.float32)
         self.inputs = tuple(TensorSpec(t.name, t.shape, f32) for t in executor.tensors if t.is_input)
         self.outputs = tuple(TensorSpec(t.name, t.shape, f32) for t in executor.tensors
@@ -172,30 +181,50 @@ class DeviceEngine(Engine):
     def _execute(self, pair: int | None, parity: int) -> None:
         """Enqueue one network run; with a state, ``pair[parity]`` in, the other half out."""
         key = (-1 if pair is None else pair, parity)
-        graph = self._graphs.get(key) if self._graphs_ok else None
-        if graph is not None:
-            self.executor.launch(graph, self.stream)
-            self.stats["replayed"] += 1
+        if self._graphs_ok:
+            graph = self._graphs.get(key)
+            if graph is not None:
+                self._contexts[key].launch(graph, self.stream)
+                self.stats["replayed"] += 1
+                return
+            self._run_and_capture(key, pair, parity)
             return
+        self._bind_io(self.executor, pair, parity)  # plain mode: one context, rebound per call
+        self.executor.enqueue(self.stream)
+        self.stats["plain"] += 1
+
+    def _bind_io(self, ctx: Executor, pair: int | None, parity: int) -> None:
+        """Bind every tensor of ``ctx``: the shared buffers and, with a state, the pair's
+        halves (``parity`` in, the other out: never the same buffer)."""
+        for name, arr in self._buf.items():
+            ctx.bind(name, arr)
         if pair is not None:
-            a, b = self._pairs[pair][parity], self._pairs[pair][1 - parity]
-            self.executor.bind(STATE_IN, a)
-            self.executor.bind(STATE_OUT, b)
-        if not self._graphs_ok or not self._warm:
-            self.executor.enqueue(self.stream)
-            self._warm = True
-            self.stats["plain"] += 1
-            return
-        graph = self.executor.capture(self.stream)
+            ctx.bind(STATE_IN, self._pairs[pair][parity])
+            ctx.bind(STATE_OUT, self._pairs[pair][1 - parity])
+
+    def _run_and_capture(self, key: tuple[int, int], pair: int | None, parity: int) -> None:
+        """First run of ``key``: a context of its own, bound once, one plain run (this
+        frame's result), then the capture of its next runs; graphs off for good if the
+        capture fails."""
+        ctx = self.executor.clone()
+        self._bind_io(ctx, pair, parity)
+        ctx.enqueue(self.stream)
+        self.stats["plain"] += 1
+        self.stats["contexts"] += 1
+        graph = ctx.capture(self.stream)
         if graph is None:
             log.info("%s: CUDA graphs unavailable; plain enqueues from now on", self.backend)
             self._graphs_ok = False
-            self.executor.enqueue(self.stream)
-            self.stats["plain"] += 1
-            return
+            ctx.close()
+            self.stats["contexts"] -= 1
+            for other in self._contexts.values():
+                other.close()
+            self._contexts.clear()
+            self._graphs.clear()
+            return  # this frame ran (plainly) already
+        self._contexts[key] = ctx
         self._graphs[key] = graph
         self.stats["captured"] += 1
-        self.executor.launch(graph, self.stream)  # capture recorded the work; now run it
 
     def _stage_inputs(self, feeds: dict[str, np.ndarray]) -> None:
         for name, value in feeds.items():
@@ -252,8 +281,11 @@ class DeviceEngine(Engine):
         with self._lock:
             if self.executor is not None:
                 self.device.synchronize(self.stream)
+                self._graphs.clear()
+                for ctx in self._contexts.values():
+                    ctx.close()
+                self._contexts.clear()
                 self.executor.close()
                 self.executor = None  # type: ignore[assignment]
-                self._graphs.clear()
                 self._buf.clear()
                 self._pairs.clear()

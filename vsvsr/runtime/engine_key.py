@@ -1,10 +1,17 @@
 """What identifies a TensorRT engine: the build options and the full engine key.
 
 A serialized TensorRT plan runs only with the TensorRT version that built it and on the GPU
-architecture it was built for, and its speed depends on the shapes and precision it was built
-with. So an engine is named and found by everything that went into it: the model's hash, the
-input shapes, precision, optimization level, hardware compatibility, TensorRT version, GPU
-name, compute capability and driver. Two builds with the same key give interchangeable engines.
+architecture it was built for (any Ampere-or-later GPU when built hardware-compatible), and
+its speed depends on the shapes and precision it was built with. So an engine is named and
+found by what TensorRT ties a plan to: the model's hash, the input profile, precision,
+optimization level, strong typing, TensorRT version and the *target* (the compute capability,
+or ``ampere-plus`` for a hardware-compatible plan). The GPU's name and the NVIDIA driver are
+not in the key (a driver update does not invalidate a plan; a hardware-compatible plan runs on
+other GPUs): the manifest records them as information.
+
+At run time an engine *fits* a wanted key (:meth:`EngineKey.fit_problems`) when its profile
+contains the clip's size (a dynamic engine serves every size in its range), its target covers
+this GPU, and the rest is equal; the optimization level is not required to match.
 """
 
 from __future__ import annotations
@@ -19,8 +26,11 @@ from vsvsr.models.descriptor import ModelDescriptor
 from vsvsr.runtime.gpu_info import GpuInfo
 
 #: Bumped when the way vsvsr builds engines changes (new flags, another ONNX conversion), so
-#: engines of an older build procedure are not silently reused.
-BUILD_VERSION = 1
+#: engines of an older build procedure are not silently reused. 2: the key holds the target
+#: instead of GPU name, driver and compute capability; 10.12+ builds strongly typed.
+BUILD_VERSION = 2
+#: Hardware-compatible plans run on every GPU from Ampere (compute capability 8.0) on.
+AMPERE_PLUS = "ampere-plus"
 
 PRECISIONS = ("fp16", "fp32", "bf16")
 HW_COMPAT = ("none", "ampere-plus", "same-compute-capability")
@@ -110,23 +120,27 @@ class EngineKey:
     hw_compat: str
     strongly_typed: bool  #: TensorRT 11+: precision comes from the ONNX's own types
     trt_version: str
-    gpu_name: str
-    compute_capability: str
-    driver: str
+    #: What the plan runs on: ``sm89`` (this compute capability) or ``ampere-plus``.
+    target: str
     build_version: int = BUILD_VERSION
 
     @classmethod
     def make(cls, *, descriptor: ModelDescriptor, model_sha256: str,
              profile: tuple[tuple[int, int], tuple[int, int], tuple[int, int]],
-             options: BuildOptions, trt_version: str, gpu: GpuInfo) -> EngineKey:
-        """The key of the engine for ``descriptor``'s model at one (min, opt, max) LR size."""
+             options: BuildOptions, trt_version: str, gpu: GpuInfo,
+             strongly_typed: bool | None = None) -> EngineKey:
+        """The key of the engine for ``descriptor``'s model at one (min, opt, max) LR size.
+
+        ``strongly_typed`` defaults to what vsvsr does for ``trt_version`` (10.12 and later).
+        """
         lo, opt, hi = (model_input_shapes(descriptor, s) for s in profile)
+        if strongly_typed is None:
+            strongly_typed = trt_version_tuple(trt_version) >= (10, 12)
         return cls(model_name=descriptor.name, model_sha256=model_sha256,
                    profile={n: [list(lo[n]), list(opt[n]), list(hi[n])] for n in lo},
                    precision=options.precision, opt_level=options.opt_level,
-                   hw_compat=options.hw_compat, strongly_typed=trt_major(trt_version) >= 11,
-                   trt_version=trt_version, gpu_name=gpu.name,
-                   compute_capability=gpu.compute_capability, driver=gpu.driver)
+                   hw_compat=options.hw_compat, strongly_typed=strongly_typed,
+                   trt_version=trt_version, target=target_of(options.hw_compat, gpu))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -154,28 +168,69 @@ class EngineKey:
     def file_stem(self) -> str:
         """``rvsr-x2_960x540_fp16_trt10.3.0_sm89_1a2b3c4d5e6f``: readable, and unique by key."""
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.model_name)
-        sm = "sm" + self.compute_capability.replace(".", "")
-        return (f"{name}_{self.size_label}_{self.precision}_trt{self.trt_version}_{sm}_"
+        return (f"{name}_{self.size_label}_{self.precision}_trt{self.trt_version}_{self.target}_"
                 f"{self.digest[:12]}")
 
     def mismatches(self, other: EngineKey) -> list[str]:
-        """What differs between this key (an engine's) and ``other`` (what is wanted here)."""
+        """Every field that differs between this key (an engine's) and ``other``."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [self._difference(k, other) for k in mine if mine[k] != theirs[k]]
+
+    def fit_problems(self, want: EngineKey) -> list[str]:
+        """Why this engine cannot serve ``want`` (empty: it can).
+
+        ``want`` is what the runtime needs: a static profile at the clip's size. A dynamic
+        engine fits when every input's wanted shape lies in its [min, max]; a target fits when
+        equal, or when it is ``ampere-plus`` and ``want`` is a compute capability 8.0+. The
+        optimization level and how portability was asked for do not matter.
+        """
+        out = []
+        for k, mine in self.to_dict().items():
+            theirs = getattr(want, k)
+            if k in ("opt_level", "hw_compat") or mine == theirs:
+                continue
+            if k == "profile" and _profile_contains(self.profile, want.profile):
+                continue
+            if k == "target" and mine == AMPERE_PLUS and _cc_of(theirs) >= (8, 0):
+                continue
+            out.append(self._difference(k, want))
+        return out
+
+    def _difference(self, k: str, other: EngineKey) -> str:
         labels = {"model_sha256": "model weights (SHA-256)", "profile": "input shapes",
-                  "trt_version": "TensorRT version", "gpu_name": "GPU",
-                  "compute_capability": "compute capability", "driver": "NVIDIA driver",
+                  "trt_version": "TensorRT version", "target": "GPU target",
                   "build_version": "vsvsr build procedure", "strongly_typed": "strong typing",
                   "opt_level": "optimization level", "hw_compat": "hardware compatibility"}
-        mine, theirs = self.to_dict(), other.to_dict()
-        out = []
-        for k in mine:
-            if mine[k] != theirs[k]:
-                a, b = mine[k], theirs[k]
-                if k == "profile":
-                    a, b = _profile_text(self), _profile_text(other)
-                elif k == "model_sha256":
-                    a, b = str(a)[:12], str(b)[:12]
-                out.append(f"{labels.get(k, k.replace('_', ' '))}: engine {a}, wanted {b}")
-        return out
+        a, b = getattr(self, k), getattr(other, k)
+        if k == "profile":
+            a, b = _profile_text(self), _profile_text(other)
+        elif k == "model_sha256":
+            a, b = str(a)[:12], str(b)[:12]
+        return f"{labels.get(k, k.replace('_', ' '))}: engine {a}, wanted {b}"
+
+
+def target_of(hw_compat: str, gpu: GpuInfo) -> str:
+    """The key's target for a build with ``hw_compat`` on ``gpu``."""
+    return AMPERE_PLUS if hw_compat == "ampere-plus" else gpu.sm
+
+
+def _cc_of(target: str) -> tuple[int, int]:
+    """``sm89`` -> (8, 9); ``sm100`` -> (10, 0); anything else -> (0, 0)."""
+    m = re.fullmatch(r"sm(\d+)(\d)", target)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def _profile_contains(engine: dict[str, list[list[int]]], want: dict[str, list[list[int]]]) -> bool:
+    """Whether every wanted (static) input shape lies within the engine's [min, max]."""
+    if set(engine) != set(want):
+        return False
+    for name, (lo, _, hi) in engine.items():
+        shape = want[name][1]
+        if len(shape) != len(lo) or any(not a <= s <= b for a, s, b in zip(lo, shape, hi, strict=True)):
+            return False
+        if want[name][0] != want[name][2]:  # a wanted range must equal the engine's exactly
+            return False
+    return True
 
 
 def _profile_text(key: EngineKey) -> str:
@@ -185,7 +240,10 @@ def _profile_text(key: EngineKey) -> str:
 
 def trt_major(version: str) -> int:
     """``"10.3.0.26"`` -> 10."""
-    try:
-        return int(version.split(".")[0])
-    except ValueError:
-        return 0
+    return trt_version_tuple(version)[0]
+
+
+def trt_version_tuple(version: str) -> tuple[int, int]:
+    """``"10.13.0.35"`` -> (10, 13); unparsable parts count as 0."""
+    parts = (version.split(".") + ["0", "0"])[:2]
+    return tuple(int(p) if p.isdigit() else 0 for p in parts)  # type: ignore[return-value]

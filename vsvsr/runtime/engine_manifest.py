@@ -1,9 +1,11 @@
 """The JSON manifest beside each engine, and finding the engine that fits this machine.
 
 ``X.engine`` is always accompanied by ``X.json``: the :class:`EngineKey` it was built with,
-the engine file's SHA-256 and size, and how it was built. The runtime finds an engine only
-through its manifest and refuses one whose key differs from what this machine and model need,
-saying what differs and how to rebuild.
+the engine file's SHA-256 and size, and how it was built (GPU name, driver and compute
+capability as information). The runtime finds an engine only through its manifest and refuses
+one that does not fit this machine and model (:meth:`EngineKey.fit_problems`), saying what
+differs and how to rebuild. Manifests of format 1 (keys with GPU name and driver, vsvsr before
+the key change) are refused with the command that rebuilds the engine.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from vsvsr.utils.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
 ENGINE_SUFFIX = ".engine"
 MANIFEST_SUFFIX = ".json"
 
@@ -32,7 +34,11 @@ class EngineNotFoundError(VsvsrError, FileNotFoundError):
 
 
 class EngineMismatchError(VsvsrError, ValueError):
-    """An engine built for another model, shape, TensorRT, GPU or driver."""
+    """An engine built for another model, shape, TensorRT or GPU target."""
+
+
+class StaleManifestError(EngineMismatchError):
+    """A manifest written by an older vsvsr whose engine keys this one no longer reads."""
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -65,6 +71,11 @@ class EngineManifest:
             if data.get("format", 0) > MANIFEST_FORMAT:
                 raise EngineMismatchError(f"{p}: manifest format {data['format']} is newer than "
                                           "this vsvsr reads; upgrade vsvsr or rebuild the engine")
+            if data.get("format", 0) < MANIFEST_FORMAT:
+                raise StaleManifestError(
+                    f"{p}: this engine was built by an older vsvsr (manifest format "
+                    f"{data.get('format', 0)}, whose keys tied engines to the NVIDIA driver and "
+                    f"GPU name); rebuild it with: {_old_rebuild_hint(data.get('key', {}))}")
             return cls(key=EngineKey.from_dict(data["key"]), engine_file=data["engine_file"],
                        engine_sha256=data["engine_sha256"], engine_bytes=data["engine_bytes"],
                        created=data.get("created", ""), build_seconds=data.get("build_seconds", 0.0),
@@ -101,8 +112,23 @@ def rebuild_hint(key: EngineKey) -> str:
     size = f"--size {opt[0]}x{opt[1]}"
     if lo != hi:
         size += f" --min-size {lo[0]}x{lo[1]} --max-size {hi[0]}x{hi[1]}"
+    hw = f" --hw-compat {key.hw_compat}" if key.hw_compat != "none" else ""
     return (f"vsvsr build --model {key.model_name} {size} --precision {key.precision} "
-            f"--opt-level {key.opt_level}")
+            f"--opt-level {key.opt_level}{hw}")
+
+
+def _old_rebuild_hint(key: dict[str, Any]) -> str:
+    """The build command for an engine of an older manifest format (best effort)."""
+    try:
+        lo, opt, hi = key["profile"]["lr"]
+        size = f"--size {opt[3]}x{opt[2]}"
+        if lo != hi:
+            size += f" --min-size {lo[3]}x{lo[2]} --max-size {hi[3]}x{hi[2]}"
+        hw = f" --hw-compat {key['hw_compat']}" if key.get("hw_compat", "none") != "none" else ""
+        return (f"vsvsr build --model {key['model_name']} {size} --precision "
+                f"{key.get('precision', 'fp16')} --opt-level {key.get('opt_level', 3)}{hw}")
+    except (KeyError, TypeError, ValueError, IndexError):
+        return "vsvsr build --model MODEL --size WxH"
 
 
 def verify_engine(manifest_path: str | Path, want: EngineKey, *,
@@ -115,7 +141,7 @@ def verify_engine(manifest_path: str | Path, want: EngineKey, *,
     mpath = Path(manifest_path)
     man = EngineManifest.read(mpath)
     engine = mpath.parent / man.engine_file
-    diffs = man.key.mismatches(want)
+    diffs = man.key.fit_problems(want)
     if diffs:
         raise EngineMismatchError(
             f"engine {engine} does not fit here: " + "; ".join(diffs)
@@ -138,29 +164,45 @@ def manifest_of(engine_path: str | Path) -> Path:
 
 
 def find_engine(engine_dir: str | Path, want: EngineKey) -> tuple[Path, EngineManifest]:
-    """The engine in ``engine_dir`` whose key is ``want``.
+    """The engine in ``engine_dir`` that fits ``want`` (see :meth:`EngineKey.fit_problems`).
+
+    The engine named by ``want`` itself comes first; otherwise a fitting engine of another
+    name (a dynamic engine whose range holds the size, a hardware-compatible one, another
+    optimization level), static profiles before dynamic ones.
 
     Raises:
-        EngineNotFoundError: none matches; the message lists the nearest engines there (same
-            model) and what differs, and gives the build command.
+        EngineNotFoundError: none fits; the message lists the nearest engines there (same
+            model, or built by an older vsvsr) and what differs, and gives the build command.
     """
     folder = Path(engine_dir)
     _, mpath = paths_for(folder, want)
     if mpath.is_file():
-        return verify_engine(mpath, want)
+        try:
+            return verify_engine(mpath, want)
+        except StaleManifestError:
+            pass  # reported with the others below
     near: list[str] = []
+    fitting: list[tuple[bool, Path]] = []
     for other in sorted(folder.glob(f"*{MANIFEST_SUFFIX}")) if folder.is_dir() else []:
         try:
             man = EngineManifest.read(other)
+        except StaleManifestError as exc:
+            log.warning("%s", exc)
+            near.append(str(exc))
+            continue
         except EngineMismatchError as exc:
             log.warning("%s", exc)
             continue
-        if man.key == want:  # renamed but intact
-            return verify_engine(other, want)
-        if man.key.model_name == want.model_name or man.key.model_sha256 == want.model_sha256:
-            near.append(f"{man.engine_file} ({'; '.join(man.key.mismatches(want))})")
+        problems = man.key.fit_problems(want)
+        if not problems:
+            lo, _, hi = man.key.lr_sizes
+            fitting.append((lo != hi, other))
+        elif man.key.model_name == want.model_name or man.key.model_sha256 == want.model_sha256:
+            near.append(f"{man.engine_file} ({'; '.join(problems)})")
+    if fitting:
+        return verify_engine(min(fitting)[1], want)
     msg = (f"no TensorRT engine for model {want.model_name!r} at {want.size_label} "
-           f"({want.precision}, TensorRT {want.trt_version}, {want.gpu_name}) in {folder}")
+           f"({want.precision}, TensorRT {want.trt_version}, {want.target}) in {folder}")
     if near:
         msg += "; engines there that do not fit: " + " | ".join(near[:4])
     raise EngineNotFoundError(msg + f". Build one with: {rebuild_hint(want)} --out {folder}")

@@ -194,10 +194,16 @@ def _open_engine(files: ModelFiles, backend: str, *, threads: int,
             raise ModelFileError(f"model {files.name!r} has no .onnx file, which backend "
                                  f"{name!r} needs; export it (plugin_build.export_onnx) or use "
                                  "backend='torch'")
-        from vsvsr.runtime.ort_backend import OrtEngine
+        if name == "ort-cuda" and size is not None and _has("cupy"):
+            # ONNX Runtime CUDA on the shared device buffers (the filter's GPU frame path)
+            from vsvsr.runtime.ort_cuda_backend import open_ort_cuda_engine
 
-        engine = OrtEngine(files.onnx, device="cuda" if name == "ort-cuda" else "cpu",
-                           threads=threads)
+            engine = open_ort_cuda_engine(files.onnx, size, threads=threads)
+        else:
+            from vsvsr.runtime.ort_backend import OrtEngine
+
+            engine = OrtEngine(files.onnx, device="cuda" if name == "ort-cuda" else "cpu",
+                               threads=threads)
     engine.model_sha256 = files.sha256
     log.info("vsvsr: model %s on backend %s", files.name, engine.backend)
     _say_which_file(files, engine)

@@ -40,7 +40,13 @@ from vsvsr.runtime.engine_manifest import (
     verify_engine,
 )
 from vsvsr.runtime.gpu_info import GpuInfo, query_gpu
-from vsvsr.runtime.trt_common import is_strongly_typed_only, load_tensorrt, make_logger, tensorrt_version
+from vsvsr.runtime.trt_common import (
+    ErrorWindow,
+    is_strongly_typed_only,
+    load_tensorrt,
+    tensorrt_version,
+    trt_logger,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +73,35 @@ def default_device() -> Device:
     return CupyDevice()
 
 
+class _SharedMemory:
+    """The activation memory all contexts of one :class:`DeviceEngine` share (one stream)."""
+
+    def __init__(self, device: Device, size: int) -> None:
+        self.size = max(int(size), 1)
+        self.array = device.empty((self.size,), np.uint8)
+        self.ptr = device.ptr(self.array)
+
+
 class TrtExecutor:
-    """One TensorRT execution context with every I/O tensor bound by name."""
+    """One TensorRT execution context with every I/O tensor bound by name.
+
+    Contexts are created ``USER_MANAGED`` (TensorRT 10+) and pointed at one block of
+    activation memory that :meth:`clone` shares: a :class:`DeviceEngine` keeps one context
+    per captured CUDA graph, all on its one stream, so they never run at the same time.
+    """
 
     def __init__(self, trt: ModuleType, engine: Any, device: Device,
                  input_shapes: dict[str, tuple[int, ...]], logger: Any,
-                 runtime: Any = None) -> None:
+                 runtime: Any = None, memory: _SharedMemory | None = None) -> None:
         self.trt, self.engine, self.device, self.logger = trt, engine, device, logger
         self.runtime = runtime  # TensorRT needs the IRuntime alive while its engine is
-        self.context = engine.create_execution_context()
+        self.input_shapes = input_shapes
+        window = ErrorWindow(logger)
+        self.memory = memory
+        self.context = self._create_context()
         if self.context is None:
             raise TrtRuntimeError("TensorRT could not create an execution context: "
-                                  + " | ".join(logger.errors))
+                                  + window.text())
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         missing = set(inputs) ^ set(input_shapes)
@@ -88,7 +111,7 @@ class TrtExecutor:
         for name in inputs:
             if not self.context.set_input_shape(name, input_shapes[name]):
                 raise TrtRuntimeError(f"TensorRT refused shape {input_shapes[name]} for input "
-                                      f"{name!r}: " + " | ".join(logger.errors))
+                                      f"{name!r}: " + window.text())
         tensors = []
         for name in names:
             shape = tuple(int(d) for d in self.context.get_tensor_shape(name))
@@ -98,15 +121,37 @@ class TrtExecutor:
             tensors.append(IOTensor(name, shape, dtype, name in inputs))
         self.tensors = tuple(tensors)
 
+    def _create_context(self) -> Any:
+        strategy = getattr(self.trt, "ExecutionContextAllocationStrategy", None)
+        if strategy is None:  # before TensorRT 10: the context allocates its own memory
+            return self.engine.create_execution_context()
+        context = self.engine.create_execution_context(strategy.USER_MANAGED)
+        if context is None:
+            return None
+        size = getattr(self.engine, "device_memory_size_v2", None)
+        if size is None:  # TensorRT 10.0
+            size = self.engine.device_memory_size
+        if self.memory is None or self.memory.size < size:
+            self.memory = _SharedMemory(self.device, size)
+        if hasattr(context, "set_device_memory"):  # 10.1+
+            context.set_device_memory(self.memory.ptr, int(size))
+        else:
+            context.device_memory = self.memory.ptr
+        return context
+
+    def clone(self) -> TrtExecutor:
+        return TrtExecutor(self.trt, self.engine, self.device, self.input_shapes, self.logger,
+                           self.runtime, self.memory)
+
     def bind(self, name: str, array: Any) -> None:
+        window = ErrorWindow(self.logger)
         if not self.context.set_tensor_address(name, self.device.ptr(array)):
-            raise TrtRuntimeError(f"TensorRT refused the address of {name!r}: "
-                                  + " | ".join(self.logger.errors))
+            raise TrtRuntimeError(f"TensorRT refused the address of {name!r}: " + window.text())
 
     def enqueue(self, stream: Any) -> None:
+        window = ErrorWindow(self.logger)
         if not self.context.execute_async_v3(self.device.stream_handle(stream)):
-            raise TrtRuntimeError("TensorRT execute_async_v3 failed: "
-                                  + " | ".join(self.logger.errors))
+            raise TrtRuntimeError("TensorRT execute_async_v3 failed: " + window.text())
 
     def capture(self, stream: Any) -> Any | None:
         return self.device.capture(stream, lambda: self.enqueue(stream))
@@ -123,12 +168,10 @@ class TrtExecutor:
 def want_key(trt: ModuleType, descriptor: ModelDescriptor, files_sha256: str,
              size: tuple[int, int], options: BuildOptions, gpu: GpuInfo) -> EngineKey:
     """The key of the engine this machine needs for ``descriptor`` at LR ``size``."""
-    key = EngineKey.make(descriptor=descriptor, model_sha256=files_sha256,
-                         profile=(size, size, size), options=options,
-                         trt_version=tensorrt_version(trt), gpu=gpu)
-    strongly = is_strongly_typed_only(trt)
-    return key if key.strongly_typed == strongly else \
-        EngineKey(**{**key.to_dict(), "strongly_typed": strongly})
+    return EngineKey.make(descriptor=descriptor, model_sha256=files_sha256,
+                          profile=(size, size, size), options=options,
+                          trt_version=tensorrt_version(trt), gpu=gpu,
+                          strongly_typed=is_strongly_typed_only(trt))
 
 
 def locate_engine(trt: ModuleType, files: ModelFiles, descriptor: ModelDescriptor,
@@ -158,7 +201,7 @@ def locate_engine(trt: ModuleType, files: ModelFiles, descriptor: ModelDescripto
     print(f"vsvsr: building the TensorRT engine for {descriptor.name} at {size[0]}x{size[1]} "
           f"({options.precision}) in {out}; this takes a few minutes, once", file=sys.stderr)
     onnx_path, _, _ = validated_onnx(files, out)
-    built = build_one(trt, onnx_path, want, options, out,
+    built = build_one(trt, onnx_path, want, options, out, gpu=gpu,
                       echo=lambda m: print(m, file=sys.stderr))
     return verify_engine(built.manifest, want)
 
@@ -166,13 +209,14 @@ def locate_engine(trt: ModuleType, files: ModelFiles, descriptor: ModelDescripto
 def deserialize(trt: ModuleType, engine_path: Path, key: EngineKey) -> tuple[Any, Any, Any]:
     """(ICudaEngine, logger, IRuntime); a plan TensorRT cannot load is an
     :class:`EngineMismatchError`. The runtime must outlive the engine: keep it."""
-    logger = make_logger(trt)
+    logger = trt_logger(trt)
+    window = ErrorWindow(logger)
     runtime = trt.Runtime(logger)
     engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
     if engine is None:
         raise EngineMismatchError(
             f"TensorRT {tensorrt_version(trt)} cannot load {engine_path} ("
-            + (" | ".join(logger.errors) or "no reason given")
+            + window.text("no reason given")
             + f"); rebuild it with: {rebuild_hint(key)}")
     return engine, logger, runtime
 

@@ -10,6 +10,7 @@ differs: a forward pass whose results are copied into the bound output buffers, 
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,13 @@ class TorchCudaExecutor:
         self.tensors = tuple(tensors)
         self._bound: dict[str, Any] = {}
 
+    def clone(self) -> TorchCudaExecutor:
+        """Another executor on the same module (the weights are shared), nothing bound: the
+        :class:`DeviceEngine` keeps one per captured graph, as for TensorRT."""
+        other = copy.copy(self)
+        other._bound = {}
+        return other
+
     def bind(self, name: str, array: Any) -> None:
         self._bound[name] = self.torch.as_tensor(array, device="cuda")  # shares the memory
 
@@ -95,7 +103,7 @@ class TorchCudaExecutor:
 
     def close(self) -> None:
         self._bound.clear()
-        self.net = None
+        self.net = None  # this clone's reference only; the others keep theirs
 
 
 def open_torch_cuda_engine(pth: str | Path, size: tuple[int, int], *, fp16: bool = True,

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import vapoursynth as vs
 
 from vsvsr.errors import ClipFormatError
+
+if TYPE_CHECKING:
+    from vsvsr.runtime.color_kernels import FrameFormat
 
 log = logging.getLogger(__name__)
 
@@ -173,3 +177,27 @@ def check_output_format(output_format: str | None, func: str) -> str | None:
         raise ClipFormatError(f"{func}: output_format must be None (same family as the input), "
                               f"'RGBS' or 'RGBH', got {output_format!r}")
     return key
+
+
+def device_frame_formats(info: ClipInfo, output_format: str | None
+                         ) -> tuple[FrameFormat, FrameFormat] | None:
+    """(input, output) formats for the GPU frame path, or ``None`` where its colour kernels
+    do not cover the clip (a matrix without a device kernel): the CPU conversion is used then.
+
+    The output is the input's format at the new size, or RGBS/RGBH (``output_format``).
+    """
+    from vsvsr.runtime.color_kernels import MATRIX_COEFFS, FrameFormat
+
+    fmt = info.format
+    if info.is_yuv:
+        if info.matrix not in MATRIX_COEFFS:
+            return None
+        src = FrameFormat(yuv=True, bits=fmt.bits_per_sample, ssw=fmt.subsampling_w,
+                          ssh=fmt.subsampling_h, matrix=info.matrix,
+                          full_range=info.full_range, chroma_location=info.chroma_location or 0)
+    else:
+        src = FrameFormat(yuv=False, bits=fmt.bits_per_sample,
+                          is_float=fmt.sample_type == vs.FLOAT)
+    if output_format is None:
+        return src, src
+    return src, FrameFormat(yuv=False, bits=32 if output_format == "RGBS" else 16, is_float=True)

@@ -4,6 +4,14 @@ The graph is: clip -> RGBS (model input) -> ModifyFrame(selector=runner) on a bl
 output size -> back to the input's format. The selector never touches its own output node;
 it reads frames through ModifyFrame's inputs and the RGBS node's ``get_frame``, and all state
 lives in :class:`vsvsr.recurrence.runner.RecurrentRunner`.
+
+With a GPU backend (``tensorrt``, ``torch-cuda``, ``ort-cuda``) the colour conversion moves to
+the device: the runner reads the clip's own planes, each frame is uploaded once in its own
+format, converted by the device colour kernels, run with the state kept on the device, and
+its output planes downloaded once in the output format (the *GPU frame path*,
+:class:`vsvsr.recurrence.device_stepper.DeviceFrameStepper`); the graph is then clip ->
+ModifyFrame on a blank clip of the output format and size. ``VSVSR_DEVICE_FRAMES=0`` keeps
+the CPU conversion on those backends.
 """
 
 from __future__ import annotations
@@ -13,12 +21,14 @@ import logging
 import os
 import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import vapoursynth as vs
 
-from vsvsr.errors import ClipFormatError
+from vsvsr.errors import ClipFormatError, NonFiniteError
 from vsvsr.models.registry import DEFAULT_MODEL
+from vsvsr.recurrence.device_stepper import DeviceFrameStepper, NativeFrame
 from vsvsr.recurrence.runner import RecurrentRunner
 from vsvsr.recurrence.state_store import StateKey, StateStore
 from vsvsr.recurrence.stepper import RecurrentStepper
@@ -29,6 +39,8 @@ from vsvsr.vs.frames import read_rgb, write_rgb
 
 log = logging.getLogger(__name__)
 FUNC = "vsvsr.recurrent"
+#: Backends whose engines keep frames on the device (DeviceEngine): the GPU frame path.
+GPU_FRAME_BACKENDS = ("tensorrt", "torch-cuda", "ort-cuda")
 
 #: Runners of every live filter, so their states are saved when the process ends even if
 #: the host never frees the node (vspipe's exit path differs from a Python script's).
@@ -55,6 +67,55 @@ class _VSFrameSource:
     def fetch(self, n: int) -> tuple[np.ndarray, bool]:
         frame = self.rgb.get_frame(n)
         return read_rgb(frame, n=n, func=FUNC), scene.is_scene_change(frame.props, self.threshold)
+
+
+class _VSNativeSource:
+    """The runner's :class:`FrameSource` over the clip itself (the GPU frame path)."""
+
+    def __init__(self, clip: vs.VideoNode, threshold: float | None) -> None:
+        self.clip = clip
+        self.num_frames = clip.num_frames
+        self.threshold = threshold
+        self._float = clip.format.sample_type == vs.FLOAT
+
+    def fetch(self, n: int) -> tuple[NativeFrame, bool]:
+        frame = self.clip.get_frame(n)
+        planes = tuple(np.array(frame[p]) for p in range(frame.format.num_planes))
+        if self._float and not all(np.isfinite(p).all() for p in planes):
+            raise NonFiniteError(f"{FUNC}: input frame {n} contains NaN or infinity; fix the "
+                                 "source (e.g. clamp it with core.std.Expr) before "
+                                 "super-resolution")
+        return (NativeFrame(n=n, planes=planes, height=frame.height, width=frame.width),
+                scene.is_scene_change(frame.props, self.threshold))
+
+
+class _NativeSelector:
+    """ModifyFrame's selector on the GPU frame path: the output planes as they came back."""
+
+    def __init__(self, runner: RecurrentRunner, rgb_out: bool) -> None:
+        self.runner = runner
+        self.rgb_out = rgb_out
+
+    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        planes = self.runner.get(n)
+        out = f[0].copy()
+        for p, plane in enumerate(planes):
+            np.asarray(out[p])[...] = plane
+        props = out.props
+        for key, value in f[1].props.items():
+            props[key] = value
+        if self.rgb_out:  # from YUV: the frame is RGB now
+            props["_Matrix"] = 0
+            for key in ("_ChromaLocation", "_Range", "_ColorRange"):
+                if key in props:
+                    del props[key]
+        return out
+
+    def __del__(self) -> None:
+        try:
+            self.runner.save_states()
+        except Exception:
+            log.exception("vsvsr: could not save the recurrent state")
 
 
 class _Selector:
@@ -94,6 +155,19 @@ def _check_size(engine: Engine, info: formats.ClipInfo) -> None:
         raise ClipFormatError(
             f"{FUNC}: model {d.name!r} needs width and height divisible by {m}; the clip is "
             f"{info.width}x{info.height}: pad it (core.std.AddBorders) or crop it first")
+
+
+def _device_frame_path(engine: Engine, info: formats.ClipInfo, out_fmt: str | None) -> Any:
+    """The (input, output) frame formats of the GPU frame path, or ``None`` for the CPU
+    conversion (another backend, ``VSVSR_DEVICE_FRAMES=0``, or a matrix the kernels lack)."""
+    if engine.backend not in GPU_FRAME_BACKENDS or not getattr(engine, "recurrent", False) \
+            or os.environ.get("VSVSR_DEVICE_FRAMES", "1") == "0":
+        return None
+    fmts = formats.device_frame_formats(info, out_fmt)
+    if fmts is None:
+        log.info("%s: matrix %s has no device colour kernel; converting on the CPU", FUNC,
+                 info.matrix)
+    return fmts
 
 
 def recurrent(
@@ -140,17 +214,22 @@ def recurrent(
     if warmup is not None and (not isinstance(warmup, int) or warmup < 0):
         raise ClipFormatError(f"{FUNC}: warmup must be a non-negative number of frames or None")
     engine = open_engine(model, backend, threads=threads, size=(info.width, info.height))
+    device_fmts = _device_frame_path(engine, info, out_fmt)
     try:
-        stepper = RecurrentStepper(engine)
+        stepper = DeviceFrameStepper(engine, *device_fmts) if device_fmts \
+            else RecurrentStepper(engine)
         _check_size(engine, info)
     except Exception:
         engine.close()
         raise
     d = engine.descriptor
-    rgb = formats.to_model_rgb(clip, info)
     threshold = scene_threshold if scene_detect else None
-    if scene_detect:
-        rgb = scene.add_scene_diff(rgb)
+    if device_fmts:
+        rgb = scene.add_scene_diff(clip) if scene_detect else clip
+    else:
+        rgb = formats.to_model_rgb(clip, info)
+        if scene_detect:
+            rgb = scene.add_scene_diff(rgb)
     store = None
     if state_dir is not None:
         key = StateKey(model_name=d.name, model_sha256=engine.model_sha256, scale=d.scale,
@@ -158,10 +237,20 @@ def recurrent(
         store = StateStore(Path(state_dir), key)
     if cache_frames is None:
         cache_frames = max(16, 2 * vs.core.num_threads)
-    runner = RecurrentRunner(stepper, _VSFrameSource(rgb, threshold), max_cursors=max_cursors,
+    source = _VSNativeSource(rgb, threshold) if device_fmts else _VSFrameSource(rgb, threshold)
+    runner = RecurrentRunner(stepper, source, max_cursors=max_cursors,
                              cache_frames=cache_frames, warmup=warmup, store=store)
     _LIVE_RUNNERS.add(runner)
     weakref.finalize(runner, engine.close)
+    if device_fmts:
+        fmt = {"RGBS": vs.RGBS, "RGBH": vs.RGBH}.get(out_fmt or "", info.format.id)
+        template = vs.core.std.BlankClip(clip, width=info.width * d.scale,
+                                         height=info.height * d.scale, format=fmt, keep=True)
+        out = template.std.ModifyFrame([template, rgb], _NativeSelector(
+            runner, rgb_out=info.is_yuv and out_fmt is not None))
+        log.info("%s: %s on %s (GPU frame path), %dx%d -> %dx%d", FUNC, d.name,
+                 engine.backend, info.width, info.height, out.width, out.height)
+        return out
     work_fmt = vs.RGBH if out_fmt == "RGBH" else vs.RGBS
     template = vs.core.std.BlankClip(rgb, width=info.width * d.scale,
                                      height=info.height * d.scale, format=work_fmt, keep=True)

@@ -17,7 +17,16 @@ rules, so that the real build and runtime code runs unchanged on a machine witho
   on the given stream, so CUDA-graph capture records it and replays re-read memory. An input
   and an output bound to overlapping memory give NaN outputs: TensorRT's result there is
   undefined, and the stand-in makes that visible.
-- TensorRT 11 mode (``VSVSR_TRT_STANDIN_VERSION=11.x``): no ``BuilderFlag.FP16``/``BF16``.
+- TensorRT 11 mode (``VSVSR_TRT_STANDIN_VERSION=11.x``): no ``BuilderFlag.FP16``/``BF16``,
+  ``ITensor.dtype`` read-only, ``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` is 0 and
+  ignored (every network is strongly typed), no ``ICudaEngine.device_memory_size``.
+  From 10.12 (``VSVSR_TRT_STANDIN_VERSION=10.13.x``) the ``ITensor.dtype`` setter and the
+  FP16/BF16 flags emit ``DeprecationWarning``.
+- Strict where TensorRT is: ``IOptimizationProfile.set_shape`` raises on inconsistent shapes,
+  ``add_optimization_profile`` returns -1 for an empty profile, ``set_timing_cache`` returns
+  False for another version's cache, a USER_MANAGED context runs only with
+  ``set_device_memory``, and CUDA graphs follow the context's device-side parameters (see
+  :class:`IExecutionContext`).
 
 Test hooks (environment, read at build time): ``VSVSR_TRT_STANDIN_BUILD_DELAY`` (seconds the
 build sleeps, to overlap two builds), ``VSVSR_TRT_STANDIN_BUILD_LOG`` (a file that gets one JSON
@@ -30,6 +39,7 @@ import enum
 import json
 import os
 import time
+import warnings
 from typing import Any
 
 import fake_cuda
@@ -39,7 +49,9 @@ import onnxruntime as ort
 
 MAGIC = b"VSVSR-TRT-STANDIN\n"
 __version__ = os.environ.get("VSVSR_TRT_STANDIN_VERSION", "10.8.0.43")
-_MAJOR = int(__version__.split(".")[0])
+_MAJOR, _MINOR = (int(x) for x in __version__.split(".")[:2])
+#: TensorRT 10.12 deprecated the weak-typing API (``ITensor.dtype`` setter, FP16/BF16 flags).
+_WEAK_TYPING_DEPRECATED = (_MAJOR, _MINOR) >= (10, 12)
 
 #: What this stand-in's parser accepts (the ONNX ops vsvsr models use and TensorRT parses).
 SUPPORTED_OPS = {
@@ -125,6 +137,17 @@ class NetworkDefinitionCreationFlag(enum.IntEnum):
     STRONGLY_TYPED = 1
 
 
+if _MAJOR >= 11:  # no EXPLICIT_BATCH; STRONGLY_TYPED is bit 0 and ignored (always strongly typed)
+    NetworkDefinitionCreationFlag = enum.IntEnum(  # type: ignore[misc]  # noqa: F811
+        "NetworkDefinitionCreationFlag", {"STRONGLY_TYPED": 0})
+
+
+class ExecutionContextAllocationStrategy(enum.IntEnum):
+    STATIC = 0
+    ON_PROFILE_CHANGE = 1
+    USER_MANAGED = 2
+
+
 class HardwareCompatibilityLevel(enum.IntEnum):
     NONE = 0
     AMPERE_PLUS = 1
@@ -153,8 +176,20 @@ def _log(logger: ILogger, severity: _Severity, msg: str) -> None:
 # -- build -------------------------------------------------------------------------------------
 class ITensor:
     def __init__(self, name: str, shape: tuple[int, ...], dtype: DataType) -> None:
-        self.name, self.shape, self.dtype = name, shape, dtype
+        self.name, self.shape, self._dtype = name, shape, dtype
         self.is_network_input = False
+
+    @property
+    def dtype(self) -> DataType:
+        return self._dtype
+
+    if _MAJOR < 11:  # TensorRT 11: read-only (networks are strongly typed)
+        @dtype.setter
+        def dtype(self, value: DataType) -> None:
+            if _WEAK_TYPING_DEPRECATED:
+                warnings.warn("ITensor.dtype setter is deprecated since TensorRT 10.12; use a "
+                              "strongly typed network", DeprecationWarning, stacklevel=2)
+            self._dtype = value
 
 
 class INetworkDefinition:
@@ -165,7 +200,13 @@ class INetworkDefinition:
         self._outputs: list[ITensor] = []
 
     def get_flag(self, flag: NetworkDefinitionCreationFlag) -> bool:
+        if _MAJOR >= 11:
+            return True  # the only flag left, STRONGLY_TYPED, is always on
         return bool(self.flags & (1 << int(flag)))
+
+    @property
+    def strongly_typed(self) -> bool:
+        return _MAJOR >= 11 or self.get_flag(NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
     @property
     def num_inputs(self) -> int:
@@ -264,7 +305,15 @@ class IOptimizationProfile:
         self.shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
 
     def set_shape(self, name: str, min: Any, opt: Any, max: Any) -> None:  # noqa: A002
-        self.shapes[name] = (tuple(min), tuple(opt), tuple(max))
+        """As TensorRT's binding: RuntimeError when the three shapes are inconsistent."""
+        lo, mid, hi = tuple(min), tuple(opt), tuple(max)
+        if any(d < 0 for d in lo):
+            raise RuntimeError("Shape provided for min is inconsistent with other shapes.")
+        if len(mid) != len(lo) or any(a > b for a, b in zip(lo, mid, strict=True)):
+            raise RuntimeError("Shape provided for opt is inconsistent with other shapes.")
+        if len(hi) != len(lo) or any(b > c for b, c in zip(mid, hi, strict=True)):
+            raise RuntimeError("Shape provided for max is inconsistent with other shapes.")
+        self.shapes[name] = (lo, mid, hi)
 
     def get_shape(self, name: str) -> list[tuple[int, ...]]:
         return list(self.shapes.get(name, ()))
@@ -272,10 +321,13 @@ class IOptimizationProfile:
 
 class ITimingCache:
     def __init__(self, data: bytes) -> None:
-        self.entries: dict[str, str] = json.loads(data.decode()) if data else {}
+        loaded = json.loads(data.decode()) if data else {}
+        self.version: str = loaded.pop("__trt_version__", __version__)
+        self.entries: dict[str, str] = loaded
 
     def serialize(self) -> bytes:
-        return json.dumps(self.entries, sort_keys=True).encode()
+        return json.dumps({**self.entries, "__trt_version__": self.version},
+                          sort_keys=True).encode()
 
     def combine(self, other: ITimingCache, ignore_mismatch: bool) -> bool:
         self.entries.update(other.entries)
@@ -283,7 +335,8 @@ class ITimingCache:
 
 
 class IBuilderConfig:
-    def __init__(self) -> None:
+    def __init__(self, logger: ILogger | None = None) -> None:
+        self.logger = logger
         self.flags: set[int] = set()
         self.pool_limits: dict[MemoryPoolType, int] = {}
         self.builder_optimization_level = 3
@@ -292,6 +345,9 @@ class IBuilderConfig:
         self._cache: ITimingCache | None = None
 
     def set_flag(self, flag: BuilderFlag) -> None:
+        if _WEAK_TYPING_DEPRECATED and flag.name in ("FP16", "BF16"):
+            warnings.warn(f"BuilderFlag.{flag.name} is deprecated since TensorRT 10.12; use a "
+                          "strongly typed network", DeprecationWarning, stacklevel=2)
         self.flags.add(int(flag))
 
     def get_flag(self, flag: BuilderFlag) -> bool:
@@ -303,6 +359,13 @@ class IBuilderConfig:
         self.pool_limits[pool] = int(size)
 
     def add_optimization_profile(self, profile: IOptimizationProfile) -> int:
+        """-1 for an invalid profile (one with no input set, as TensorRT checks)."""
+        if not profile.shapes:
+            if self.logger is not None:
+                _log(self.logger, _Severity.ERROR, "IBuilderConfig::addOptimizationProfile: "
+                     "Error Code 3: API Usage Error (Parameter check failed, condition: "
+                     "profile->isValid())")
+            return -1
         self.profiles.append(profile)
         return len(self.profiles) - 1
 
@@ -314,6 +377,13 @@ class IBuilderConfig:
         return ITimingCache(bytes(serialized))
 
     def set_timing_cache(self, cache: ITimingCache, ignore_mismatch: bool) -> bool:
+        """False (and the cache not used) for a cache of another TensorRT/device."""
+        if cache.version != __version__ and not ignore_mismatch:
+            if self.logger is not None:
+                _log(self.logger, _Severity.ERROR, "IBuilderConfig::setTimingCache: Error Code "
+                     "3: API Usage Error (timing cache mismatch: it was created by TensorRT "
+                     f"{cache.version} on another device or version)")
+            return False
         self._cache = cache
         return True
 
@@ -335,7 +405,7 @@ class Builder:
         return INetworkDefinition(flags)
 
     def create_builder_config(self) -> IBuilderConfig:
-        return IBuilderConfig()
+        return IBuilderConfig(self.logger)
 
     def create_optimization_profile(self) -> IOptimizationProfile:
         return IOptimizationProfile()
@@ -351,7 +421,7 @@ class Builder:
         if os.environ.get("VSVSR_TRT_STANDIN_FAIL_BUILD"):
             self._error("standin: build failure requested (VSVSR_TRT_STANDIN_FAIL_BUILD)")
             return None
-        strongly = network.get_flag(NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        strongly = network.strongly_typed
         weak_flags = {int(getattr(BuilderFlag, n)) for n in ("FP16", "BF16") if hasattr(BuilderFlag, n)}
         if strongly and config.flags & weak_flags:
             self._error("IBuilderConfig::setFlag: Error Code 3: API Usage Error (FP16/BF16 flags "
@@ -455,7 +525,12 @@ class ICudaEngine:
 
     @property
     def device_memory_size_v2(self) -> int:
-        return 1 << 20
+        return 1 << 16
+
+    if _MAJOR < 11:  # gone in TensorRT 11
+        @property
+        def device_memory_size(self) -> int:
+            return 1 << 16
 
     def get_tensor_name(self, i: int) -> str:
         return self._order[i]
@@ -479,8 +554,10 @@ class ICudaEngine:
     def get_tensor_profile_shape(self, name: str, profile_index: int) -> list[tuple[int, ...]]:
         return [tuple(s) for s in self._io[name]["profiles"][profile_index]]
 
-    def create_execution_context(self) -> IExecutionContext:
-        return IExecutionContext(self)
+    def create_execution_context(
+            self, strategy: ExecutionContextAllocationStrategy = ExecutionContextAllocationStrategy.STATIC
+    ) -> IExecutionContext:
+        return IExecutionContext(self, ExecutionContextAllocationStrategy(strategy))
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -488,12 +565,29 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 
 class IExecutionContext:
-    __slots__ = ("engine", "_shapes", "_addresses", "_sess", "_out_shape_cache", "executions")
+    """What matters for CUDA graphs is modelled as TensorRT does it: ``execute_async_v3`` puts
+    the bound tensor addresses into the context's own device-side parameters (on the stream)
+    and the kernels read them from there when they run. So a graph captured from a context
+    reads whatever that context's parameters hold *at replay*: a graph replayed after the
+    context was rebound and enqueued for other buffers computes on those other buffers
+    (flagged, outputs NaN, ``fake_cuda.STATS['stale_graph_replays']``); and an enqueue under
+    capture right after ``set_tensor_address`` changed a binding is refused (the parameter
+    update is lazy work that is not capturable): run one plain enqueue first, as trtexec does.
+    """
 
-    def __init__(self, engine: ICudaEngine) -> None:
+    __slots__ = ("engine", "_shapes", "_addresses", "_sess", "_out_shape_cache", "executions",
+                 "_params", "_params_queued", "strategy", "_memory")
+
+    def __init__(self, engine: ICudaEngine,
+                 strategy: ExecutionContextAllocationStrategy = ExecutionContextAllocationStrategy.STATIC
+                 ) -> None:
         self.engine = engine
+        self.strategy = strategy
+        self._memory: tuple[int, int] | None = None
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._addresses: dict[str, int] = {}
+        self._params: dict[str, int] = {}  #: device-side parameters, as the last run wrote them
+        self._params_queued: dict[str, int] | None = None  #: what the last plain enqueue wrote
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.log_severity_level = 3
@@ -501,6 +595,15 @@ class IExecutionContext:
                                           providers=["CPUExecutionProvider"])
         self._out_shape_cache: dict[tuple, dict[str, tuple[int, ...]]] = {}
         self.executions = 0
+
+    def set_device_memory(self, memory: int, size: int) -> None:
+        """Activation memory for a USER_MANAGED context (TensorRT 10.1+ spelling)."""
+        need = self.engine.device_memory_size_v2
+        if size < need:
+            raise RuntimeError(f"IExecutionContext::setDeviceMemoryV2: size {size} is smaller "
+                               f"than the engine's device_memory_size_v2 {need}")
+        fake_cuda.view(int(memory), (int(size),), np.uint8)  # must be live device memory
+        self._memory = (int(memory), int(size))
 
     def _error(self, msg: str) -> None:
         _log(self.engine.logger, _Severity.ERROR, msg)
@@ -576,27 +679,51 @@ class IExecutionContext:
             self._error(f"IExecutionContext::enqueueV3: Error Code 3: API Usage Error (tensor "
                         f"addresses not set for {missing})")
             return False
+        if self.strategy == ExecutionContextAllocationStrategy.USER_MANAGED and self._memory is None:
+            self._error("IExecutionContext::enqueueV3: Error Code 3: API Usage Error (a "
+                        "USER_MANAGED context needs set_device_memory before enqueue)")
+            return False
+        handle = int(stream_handle)
+        capturing = fake_cuda.is_capturing(handle)
+        bound = dict(self._addresses)
+        if capturing and bound != self._params_queued:
+            self._error("IExecutionContext::enqueueV3: Error Code 1: Cuda Runtime (operation not "
+                        "permitted when stream is capturing: the tensor addresses changed since "
+                        "the last enqueue, and updating them is not capturable; run one enqueueV3 "
+                        "outside capture after setTensorAddress)")
+            return False
         outs = self._output_shapes()
         assert outs is not None
         shapes = {**ins, **outs}
         dtypes = {n: nptype(self.engine.get_tensor_dtype(n)) for n in self.engine._order}
-        addresses = dict(self._addresses)  # bound now, as a captured graph would be
-        ranges = {n: (addresses[n], addresses[n] + int(np.prod(shapes[n])) * np.dtype(dtypes[n]).itemsize)
-                  for n in shapes}
+        names = [o.name for o in self._sess.get_outputs()]
+        nbytes = {n: int(np.prod(shapes[n])) * np.dtype(dtypes[n]).itemsize for n in shapes}
+
+        def write_params() -> None:
+            self._params = dict(bound)
 
         def work() -> None:
+            addresses = self._params  # read when the kernels run, as TensorRT's kernels do
+            # A graph whose context now holds other bindings, or was rebound since capture
+            # (the caller expects the new addresses; the graph still has the old ones).
+            stale = capturing and (addresses != bound or self._addresses != bound)
+            if stale:  # the graph's context now holds other bindings: undefined, made visible
+                fake_cuda.STATS["stale_graph_replays"] += 1
+            ranges = {n: (addresses[n], addresses[n] + nbytes[n]) for n in shapes}
             feeds = {n: fake_cuda.view(addresses[n], shapes[n], dtypes[n]).astype(self._ort_dtype(n))
                      for n in ins}
             results = self._sess.run(None, feeds)
-            names = [o.name for o in self._sess.get_outputs()]
             aliased = any(_overlap(ranges[i], ranges[o]) for i in ins for o in names)
             for n, value in zip(names, results, strict=True):
                 dst = fake_cuda.view(addresses[n], shapes[n], dtypes[n])
-                if aliased:
+                if aliased or stale:
                     dst.fill(np.nan)  # undefined in TensorRT; made visible here
                 else:
                     dst[...] = value.astype(dtypes[n])
             self.executions += 1
 
-        fake_cuda.enqueue(int(stream_handle), work)
+        if not capturing:
+            self._params_queued = bound
+            fake_cuda.enqueue(handle, write_params, "trt-params")
+        fake_cuda.enqueue(handle, work, "trt-enqueue")
         return True
