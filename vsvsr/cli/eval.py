@@ -231,8 +231,12 @@ def run(args: argparse.Namespace) -> int:
         if args.html is not None:
             from vsvsr.evaluation.html_report import eval_report
 
+            meta = [f"models: {', '.join(f'{u.label} ({u.backend})' for u in models)}",
+                    "LR: " + (", ".join(s.canonical() for s in args.degrade_specs)
+                              + f" (seed {args.seed})" if args.degrade_specs
+                              else "clean (the training resize)")]
             eval_report(args.html, results, models, options, frames=args.html_frames,
-                        title=f"vsvsr eval (x{scale})")
+                        title=f"vsvsr eval (x{scale})", meta=meta)
             print(f"html: {args.html}")
     finally:
         for up in models:

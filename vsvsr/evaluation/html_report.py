@@ -158,8 +158,9 @@ def psnr_svg(series: Mapping[str, Sequence[float]], marks: Sequence[tuple[int, s
         x = px(idx)
         out.append(f'<line class="mark" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + ph}" '
                    'stroke="#444" stroke-dasharray="1 3"/>')
-        out.append(f'<text x="{x + 3:.1f}" y="{top + 11}" class="marklabel">'
-                   f'{html.escape(why)}</text>')
+        end = x > left + 0.85 * pw  # near the right edge: write the label leftwards
+        out.append(f'<text x="{x - 3 if end else x + 3:.1f}" y="{top + 11}" class="marklabel" '
+                   f'text-anchor="{"end" if end else "start"}">{html.escape(why)}</text>')
     for i, (label, v) in enumerate(series.items()):
         color = _color(label, i)
         dash = ' stroke-dasharray="5 3"' if label == BICUBIC else ""
