@@ -273,3 +273,20 @@ def test_report_opens_in_headless_chromium(random_model: Path, random_flow_model
     colors = {tuple(c) for c in img.reshape(-1, 3)[::7]}
     assert (31, 119, 180) in colors and (255, 127, 14) in colors  # two model lines of the plot
     assert len(colors) > 2000  # the photographic crops are drawn
+
+
+def test_cli_names_a_missing_encoder(clip_dir: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A real ffmpeg whose encoder list lacks mpeg2video: refused before any model runs."""
+    real = find_ffmpeg()
+    fake = tmp_path / "ffmpeg-no-mpeg2"
+    fake.write_text(f"#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = -encoders ]; then\n"
+                    f"    \"{real}\" \"$@\" | grep -v ' mpeg2video '; exit 0\n  fi\ndone\n"
+                    f"exec \"{real}\" \"$@\"\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("VSVSR_FFMPEG", str(fake))
+    assert main(["eval", "--model", "bicubic", "--scale", "2", "--frames", str(clip_dir),
+                 "--degrade", "mpeg2:q=5", "--no-tof"]) == 1
+    err = capsys.readouterr().err
+    assert "no 'mpeg2video' encoder (mpeg2)" in err and str(fake) in err
