@@ -21,7 +21,7 @@ Examples::
     vsvsr eval --model rvsr-x4 --model bicubic --json out/eval.json --plot out/eval.png
     vsvsr eval --model runs/x/last.pt --model bicubic --long slow-pan --long fast-pan \\
         --source photo.png --length 300 --restart-at 150
-    vsvsr eval --model rvsr-x2 --model bicubic --degrade clean --degrade h264:crf=28 \
+    vsvsr eval --model rvsr-x2 --model bicubic --degrade clean --degrade h264:crf=28 \\
         --html out/report.html
 """
 
