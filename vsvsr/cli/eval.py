@@ -10,11 +10,20 @@ frame and as means: Y-PSNR and Y-SSIM (BT.601 luma, ``scale`` px border cropped)
 :mod:`vsvsr.evaluation.metrics` for the exact formulas. Needs PyTorch and OpenCV
 (``pip install 'vsvsr[train]'``).
 
+``--degrade SPEC`` makes a compressed-input benchmark: the LR is built from the HR frames by
+the real-world degradation of training (blur, kernel, seeded noise, a real ffmpeg codec round
+trip), e.g. ``h264:crf=28``, ``blur:sigma=0.5+h265:crf=30,preset=fast``, ``mpeg2:q=6``;
+repeat it to evaluate each sequence under several (``clean`` is the plain LR). ``--html``
+writes a self-contained comparison page (PSNR plot, crops of the worst, median and best
+frames with a slider between bicubic, the models and the ground truth).
+
 Examples::
 
     vsvsr eval --model rvsr-x4 --model bicubic --json out/eval.json --plot out/eval.png
     vsvsr eval --model runs/x/last.pt --model bicubic --long slow-pan --long fast-pan \\
         --source photo.png --length 300 --restart-at 150
+    vsvsr eval --model rvsr-x2 --model bicubic --degrade clean --degrade h264:crf=28 \\
+        --html out/report.html
 """
 
 from __future__ import annotations
@@ -62,7 +71,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--size", type=parse_size, default=None, metavar="WxH",
                    help="HR size of a --long sequence (default: 70%% of the photo at 2x "
                         "supersampling)")
-    d.add_argument("--seed", type=int, default=0, help="seed of the --long camera paths")
+    d.add_argument("--seed", type=int, default=0,
+                   help="seed of the --long camera paths and of the --degrade noise")
+    d.add_argument("--degrade", action="append", default=[], metavar="SPEC",
+                   help="repeatable: build the LR with this real-world degradation instead of "
+                        "the plain resize, e.g. h264:crf=28, h265:crf=30,preset=fast, "
+                        "mpeg2:q=6, blur:sigma=0.5+noise:sigma=2, clean; stages joined with "
+                        "'+' (docs/real-world.md)")
     d.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                    help="use at most N frames of each folder or video")
     r = p.add_argument_group("how recurrent models run")
@@ -79,6 +94,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write the report (per-frame values too) as JSON")
     o.add_argument("--plot", type=Path, default=None, metavar="PATH",
                    help="write a per-frame Y-PSNR plot (PNG)")
+    o.add_argument("--html", type=Path, default=None, metavar="PATH",
+                   help="write a self-contained HTML comparison report (PSNR plot, crops "
+                        "of chosen frames with a slider between the models)")
+    o.add_argument("--html-frames", type=positive_int, default=3, metavar="N",
+                   help="frames shown in the HTML report per sequence (default 3: the worst, "
+                        "median and best by the first model's Y-PSNR)")
     o.add_argument("--no-tof", action="store_true", help="skip tOF (the slowest metric)")
 
 
@@ -102,6 +123,20 @@ def _open_models(specs: list[str], scale: int | None, backend: str, threads: int
         raise
     order = {s: i for i, s in enumerate(specs)}
     return sorted(opened, key=lambda u: order[u.label])
+
+
+def _degrade_specs(texts: list[str]) -> list[Any]:
+    """The parsed ``--degrade`` values (a bad one raises, listing the accepted forms)."""
+    from vsvsr.training.degrade_spec import parse_spec
+
+    specs = list(dict.fromkeys(parse_spec(t) for t in texts))
+    codecs = {s.codec for s in specs if s.codec is not None}
+    if codecs:
+        from vsvsr.training.degrade_codec import check_encoder
+
+        for codec in codecs:
+            check_encoder(codec)  # before any model runs
+    return specs
 
 
 def _sequences(args: argparse.Namespace, scale: int) -> list[Any]:
@@ -130,6 +165,9 @@ def _sequences(args: argparse.Namespace, scale: int) -> list[Any]:
                                "shared data's real/ folder; use --frames DIR, --video FILE or "
                                "--long KIND --source IMAGE")
         seqs = [data.folder_sequence(f, scale, args.max_frames) for f in real]
+    if args.degrade_specs:
+        seqs = [data.degraded_sequence(s, spec, args.seed) for s in seqs
+                for spec in args.degrade_specs]
     return seqs
 
 
@@ -153,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         lazy_import("cv2", "the tOF metric of vsvsr eval (or pass --no-tof)")
     if any(r < 0 for r in args.restart_at):
         raise CommandError(f"vsvsr eval: --restart-at frames must be >= 0, got {args.restart_at}")
+    args.degrade_specs = _degrade_specs(args.degrade)
     specs = list(dict.fromkeys(args.model or [DEFAULT_MODEL, BICUBIC]))
     if args.threads > 0:
         lazy_import("torch", "vsvsr eval").set_num_threads(args.threads)
@@ -180,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
               f"BT.601 luma with a {scale} px border; tOF in HR px, lower is better)")
         print(format_table(results, with_tof=with_tof))
         extra = {"backend": args.backend, "length": args.length, "seed": args.seed,
-                 "max_frames": args.max_frames}
+                 "max_frames": args.max_frames,
+                 "degrade": [s.canonical() for s in args.degrade_specs]}
         report = report_dict(results, models, options, scale=scale, with_tof=with_tof,
                              extra=extra)
         if args.json is not None:
@@ -189,6 +229,16 @@ def run(args: argparse.Namespace) -> int:
         if args.plot is not None:
             write_plot(args.plot, results, title=f"Y-PSNR per frame (x{scale})")
             print(f"plot: {args.plot}")
+        if args.html is not None:
+            from vsvsr.evaluation.html_report import eval_report
+
+            meta = [f"models: {', '.join(f'{u.label} ({u.backend})' for u in models)}",
+                    "LR: " + (", ".join(s.canonical() for s in args.degrade_specs)
+                              + f" (seed {args.seed})" if args.degrade_specs
+                              else "clean (the training resize)")]
+            eval_report(args.html, results, models, options, frames=args.html_frames,
+                        title=f"vsvsr eval (x{scale})", meta=meta)
+            print(f"html: {args.html}")
     finally:
         for up in models:
             up.close()

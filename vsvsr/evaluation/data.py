@@ -225,6 +225,26 @@ def make_sequence(name: str, source: str, hr: Sequence[np.ndarray], scale: int,
     return seq
 
 
+def degraded_sequence(seq: EvalSequence, spec: Any, seed: int = 0) -> EvalSequence:
+    """``seq`` with its LR made by the real-world degradation ``spec`` (a
+    :class:`~vsvsr.training.degrade_spec.DegradeSpec`) from the same HR frames: blur, the
+    spec's downscale kernel, noise (seeded), then the codec round trip through ffmpeg. A clean
+    spec gives the plain LR again. Named ``NAME@SPEC``.
+
+    Raises:
+        MissingCodecError: ffmpeg lacks the spec's encoder.
+    """
+    from vsvsr.training.degrade_pipeline import degrade_sequence
+
+    lr = seq.lr if spec.is_clean else list(
+        degrade_sequence(np.stack(seq.hr), spec, scale=seq.scale, seed=seed))
+    out = EvalSequence(name=f"{seq.name}@{spec.canonical()}", source=seq.source, hr=seq.hr,
+                       lr=lr, scale=seq.scale,
+                       info={**seq.info, "degrade": spec.canonical(), "degrade_seed": seed})
+    log.info("%s: LR degraded with %s (seed %d)", out.name, spec.canonical(), seed)
+    return out
+
+
 def folder_sequence(folder: str | Path, scale: int, max_frames: int | None = None) -> EvalSequence:
     root = Path(folder)
     return make_sequence(root.name, str(root), load_frames(root, max_frames), scale, kind="frames")

@@ -37,7 +37,9 @@ CONVENTIONS = {
            "truth between consecutive frames, TecoGAN centre crop, mean over pixels of the "
            "Euclidean norm of the flow difference, mean over pairs; x1 (not x10); lower is better",
     "lr": "HR frames cropped to a multiple of the scale, downscaled with the training resize "
-          "(antialiased bicubic), rounded to 8 bits",
+          "(antialiased bicubic), rounded to 8 bits; a sequence with info.degrade was made by "
+          "the real-world degradation of that spec instead (vsvsr/training/degrade_pipeline.py: "
+          "blur, kernel, seeded noise, ffmpeg codec round trip)",
     "sr": "model output rounded to 8 bits",
     "mean_over_sequences": "summary values are means of the per-sequence means",
 }

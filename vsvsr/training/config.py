@@ -12,6 +12,7 @@ from vsvsr.nets.rvsrf_arch import RVSRFConfig
 from vsvsr.nets.rvsrg_arch import RVSRGConfig
 from vsvsr.nets.sfsr_arch import SFSRConfig
 from vsvsr.training.precision import PRECISIONS
+from vsvsr.training.degrade_ranges import DegradeConfig
 
 #: Any architecture's config dataclass.
 ArchConfig = RVSRConfig | RVSRFConfig | RVSRGConfig | SFSRConfig
@@ -108,6 +109,9 @@ class TrainConfig:
     presize: int = 2  #: photos are shrunk by this first (the JPEGs are compressed)
     supersample: int = 2  #: warps run at this multiple of HR, then get downscaled (sharp targets)
     motion: MotionConfig = field(default_factory=MotionConfig)
+    #: real-world degradation ranges (blur, kernel, noise, codec; training/degrade_ranges.py);
+    #: None: the clean training resize only
+    degrade: DegradeConfig | None = None
     clip_length: int = 8  #: BPTT length l; the state is zero at every clip start
     batch: int = 4
     crop: int = 32  #: LR crop size in pixels (HR is ``crop * scale``)
@@ -195,6 +199,7 @@ class TrainConfig:
         data["data_dirs"] = list(self.data_dirs)
         data["video_paths"] = list(self.video_paths)
         data["video_exclude"] = list(self.video_exclude)
+        data["degrade"] = self.degrade.to_dict() if self.degrade is not None else None
         return data
 
     @classmethod
@@ -207,6 +212,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: unknown arch_name {name!r}; known: {sorted(ARCHS)}")
         data["arch"] = arch_config(name, dict(data.get("arch", {})))
         data["motion"] = MotionConfig(**dict(data.get("motion", {})))
+        if data.get("degrade") is not None:
+            data["degrade"] = DegradeConfig.from_dict(data["degrade"])
         data["data_dirs"] = tuple(data.get("data_dirs", ()))
         data["video_paths"] = tuple(data.get("video_paths", ()))
         data["video_exclude"] = tuple(data.get("video_exclude", ()))
