@@ -35,6 +35,7 @@ function fmtBytes(n) {
 
 function fmtTime(s) {
   if (s === null || s === undefined || !isFinite(s)) return "–";
+  if (s < 10) return `${s.toFixed(1)} s`;
   s = Math.round(s);
   const m = Math.floor(s / 60), r = s % 60;
   return m ? `${m}:${String(r).padStart(2, "0")}` : `${r} s`;
