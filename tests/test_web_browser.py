@@ -130,7 +130,13 @@ def test_page_preview_run_download(server, browser, tmp_path: Path) -> None:
         wipe.send_keys(Keys.LEFT)
     assert "inset(0px 0px 0px 40%)" in d.find_element(By.ID, "img-vsvsr").get_attribute("style")
 
-    # Run the job with the default settings; progress reaches 100 %.
+    # Scene detection on: the preview of frame 44 is recomputed, now from the cut at 30.
+    before = d.find_element(By.ID, "preview-time").text
+    d.find_element(By.ID, "scene-detect").click()
+    wait.until(lambda _: d.find_element(By.ID, "preview-time").text not in (before, "")
+               and d.find_element(By.ID, "preview-time").text.startswith("frame 44"))
+
+    # Run the job with these settings; progress reaches 100 %.
     output = d.find_element(By.ID, "output").get_attribute("value")
     assert output == "sample_lr_x2_rvsr-x2.mkv"
     d.find_element(By.ID, "run").click()

@@ -2,8 +2,8 @@
 
 Every error the page can cause comes back as ``{"error": "text"}`` with a status that says
 what kind it is (400 bad request or filter error, 404 unknown job, 409 conflict, 413 upload too
-large, 429 queue full), so the page shows the message as it is. Work that touches VapourSynth
-or the disk runs in the thread pool, never on the event loop.
+large, 429 queue full), so the page shows the message as it is. Work that touches VapourSynth,
+the job store or the disk runs in the thread pool, never on the event loop.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def create_app(settings: ServeSettings):  # noqa: ANN201, C901  (one closure per
                 if size > limit:
                     raise UploadError(f"{name} is larger than the limit of {limit} bytes "
                                       "(vsvsr serve --max-upload); nothing was kept", 413)
-                fh.write(chunk)
+                await run_in_threadpool(fh.write, chunk)
             if size == 0:
                 raise UploadError(f"{name}: the upload was empty; nothing was kept")
         log.info("vsvsr serve: uploaded %s (%d bytes)", target, size)
@@ -190,12 +190,13 @@ def create_app(settings: ServeSettings):  # noqa: ANN201, C901  (one closure per
             job_settings = JobSettings.from_json(await body_json(request))
             job = await run_in_threadpool(manager.submit, job_settings)
             return JSONResponse(job.to_dict(), status_code=201)
-        return JSONResponse({"jobs": [j.to_dict() for j in store.list()],
+        listed = await run_in_threadpool(store.list)
+        return JSONResponse({"jobs": [j.to_dict() for j in listed],
                              "running": manager.running()})
 
     @api
     async def job(request: Request) -> Response:
-        return JSONResponse(store.get(job_id(request)).to_dict())
+        return JSONResponse((await run_in_threadpool(store.get, job_id(request))).to_dict())
 
     @api
     async def cancel(request: Request) -> Response:
@@ -204,7 +205,7 @@ def create_app(settings: ServeSettings):  # noqa: ANN201, C901  (one closure per
     @api
     async def events(request: Request) -> Response:
         jid = job_id(request)
-        store.get(jid)  # 404 now rather than an empty stream
+        await run_in_threadpool(store.get, jid)  # 404 now rather than an empty stream
 
         async def stream() -> AsyncIterator[str]:
             import anyio
@@ -228,7 +229,7 @@ def create_app(settings: ServeSettings):  # noqa: ANN201, C901  (one closure per
 
     @api
     async def download(request: Request) -> Response:
-        current = store.get(job_id(request))
+        current = await run_in_threadpool(store.get, job_id(request))
         if current.state != DONE:
             raise JobStateError(f"job {current.id} is {current.state}; only a finished job has "
                                 "a file to download")
