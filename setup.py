@@ -13,6 +13,7 @@ RUNTIME = [
     "scikit-image>=0.22",  # ships the photographs the built-in sample clip is made from
 ]
 TORCH = ["torch==2.14.1"]
+WEB = ["starlette==1.10.0", "uvicorn==0.54.0"]  # vsvsr serve
 
 setup(
     name="vsvsr",
@@ -23,7 +24,7 @@ setup(
     python_requires=">=3.12",
     packages=find_packages(include=["vsvsr", "vsvsr.*", "plugin_build", "plugin_build.*"]),
     package_data={"vsvsr": ["py.typed", "models/weights/*.onnx", "models/weights/*.pth",
-                            "models/weights/*.json"]},
+                            "models/weights/*.json", "web/static/*"]},
     install_requires=RUNTIME,
     extras_require={
         "ort": [],  # onnxruntime is a runtime requirement; kept so 'vsvsr[ort]' hints work
@@ -33,9 +34,12 @@ setup(
         "cuda": ["cupy-cuda12x"],
         "tensorrt": ["tensorrt"],
         "scenechange": ["vapoursynth-scenechange"],
-        "dev": TORCH + ["onnx>=1.16", "pytest>=8", "pytest-timeout", "ruff",
-                        "vapoursynth-scenechange", "matplotlib>=3.8", "pyyaml>=6",
-                        "opencv-python-headless>=4.8"],
+        "web": WEB,
+        "dev": TORCH + WEB + ["onnx>=1.16", "pytest>=8", "pytest-timeout", "ruff",
+                              "httpx2==2.16.2",  # starlette's test client
+                              "selenium==4.51.0",  # the browser test (Debian's chromium)
+                              "vapoursynth-scenechange", "matplotlib>=3.8", "pyyaml>=6",
+                              "opencv-python-headless>=4.8"],
     },
     entry_points={"console_scripts": ["vsvsr=vsvsr.cli.main:main"]},
 )

@@ -14,6 +14,7 @@ import argparse
 import logging
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,8 +120,13 @@ def build_graph(opts: UpscaleOptions) -> tuple[vs.VideoNode, vs.VideoNode]:
     return to_y4m_clip(out, matrix="709" if matrix is None else matrix), src
 
 
-def upscale(opts: UpscaleOptions) -> EncodeResult:
-    """Run the whole job; see the module docstring."""
+def upscale(opts: UpscaleOptions, *,
+            on_frame: Callable[[int, int], None] | None = None) -> EncodeResult:
+    """Run the whole job; see the module docstring.
+
+    ``on_frame(frames_written, total)`` reports progress (see :func:`encode_clip`); an
+    exception it raises cancels the job with nothing written (``vsvsr serve`` uses both).
+    """
     if opts.output is None:
         raise CommandError("vsvsr upscale: no OUTPUT file given")
     if opts.output.exists() and not opts.overwrite:
@@ -138,7 +144,7 @@ def upscale(opts: UpscaleOptions) -> EncodeResult:
              clip.num_frames)
     return encode_clip(clip, opts.output, opts.encode, audio_source=audio,
                        progress=opts.progress, description="vsvsr upscale",
-                       overwrite=opts.overwrite)
+                       overwrite=opts.overwrite, on_frame=on_frame)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import glob
 import logging
 import os
 import subprocess
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -224,6 +225,12 @@ class _StderrTail:
         return "\n".join(self.lines)
 
 
+def partial_glob(output: Path) -> str:
+    """The glob pattern of the temporary files :func:`encode_clip` writes for ``output``
+    (beside it), for a caller that must clean up after a process killed mid-encode."""
+    return f".{glob.escape(output.stem)}.*.partial{glob.escape(output.suffix)}"
+
+
 def _temp_path(output: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{output.suffix}",
                                 dir=output.parent)
@@ -250,7 +257,8 @@ def _stop(proc: subprocess.Popen) -> None:
 def encode_clip(clip: vs.VideoNode, output: str | os.PathLike[str],
                 settings: EncodeSettings | None = None, *, audio_source: AudioSource | None = None,
                 progress: bool = True, description: str = "vsvsr", overwrite: bool = True,
-                ffmpeg: str | None = None) -> EncodeResult:
+                ffmpeg: str | None = None,
+                on_frame: Callable[[int, int], None] | None = None) -> EncodeResult:
     """Encode every frame of ``clip`` (YUV or grey, see :mod:`vsvsr.encode.y4m`) to ``output``.
 
     Args:
@@ -262,6 +270,9 @@ def encode_clip(clip: vs.VideoNode, output: str | os.PathLike[str],
         description: the bar's label.
         overwrite: replace an existing ``output``; otherwise refuse up front.
         ffmpeg: the binary (default: :func:`vsvsr.encode.ffmpeg.find_ffmpeg`).
+        on_frame: called as ``on_frame(frames_written, total)`` once before the first frame and
+            after each one (progress for a caller without a terminal, e.g. ``vsvsr serve``);
+            an exception it raises stops the encode like Ctrl-C does, leaving nothing behind.
 
     Raises:
         FfmpegError: ffmpeg could not start, exited non-zero or stopped reading frames.
@@ -302,9 +313,13 @@ def encode_clip(clip: vs.VideoNode, output: str | os.PathLike[str],
                   dynamic_ncols=True, file=sys.stderr) as bar:
             try:
                 writer.write_header(total)
+                if on_frame is not None:
+                    on_frame(0, total)
                 for frame in iter_frames(clip):
                     writer.write_frame(frame)
                     bar.update(1)
+                    if on_frame is not None:
+                        on_frame(writer.frames_written, total)
             except BrokenPipeError:
                 broken = True  # ffmpeg stopped reading: its exit status and stderr say why
             with contextlib.suppress(BrokenPipeError):

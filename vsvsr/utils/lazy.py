@@ -17,6 +17,8 @@ _EXTRAS: dict[str, str] = {
     "matplotlib": "train",
     "yaml": "train",
     "cv2": "train",
+    "starlette": "web",
+    "uvicorn": "web",
 }
 #: Modules whose pip distribution has another name, for the message.
 _DISTRIBUTIONS: dict[str, str] = {"cv2": "opencv-python-headless"}
