@@ -55,6 +55,11 @@ def export_recurrent(net, descriptor: ModelDescriptor, out_path: str | Path) -> 
             output_names=["sr", "state_out"], dynamic_axes=dyn, opset_version=OPSET, dynamo=False,
         )
     model = onnx.load_from_string(buf.getvalue())
+    for output in model.graph.output:
+        # The batch is 1 by design, but ONNX shape inference loses it behind ops whose output
+        # shape it cannot compute symbolically (Pad, Slice, the Reshapes of pixel-unshuffle):
+        # declare it, so the output shapes TensorRT and the check see are the true ones.
+        output.type.tensor_type.shape.dim[0].dim_value = 1
     entry = model.metadata_props.add()
     entry.key = ONNX_METADATA_KEY
     entry.value = descriptor.to_json()

@@ -33,13 +33,23 @@ def make_random_model(path: Path, *, scale: int = 2, seed: int = 0, arch: str = 
 
     torch.manual_seed(seed)
     config_cls, net_cls = ARCHS[arch]
-    sizes = {"rvsr": {"hidden": 4}, "rvsrf": {"hidden": 4, "flow_width": 6}, "sfsr": {}}[arch]
+    sizes = {"rvsr": {"hidden": 4}, "rvsrf": {"hidden": 4, "flow_width": 6}, "sfsr": {},
+             "rvsrg": {"hidden": 4, "flow_width": 6, "gate_width": 4, "refine_width": 4}}[arch]
     cfg = config_cls(scale=scale, width=8, blocks=1, **sizes)
     net = net_cls(cfg)
     if residual:
         torch.nn.init.normal_(net.to_residual.weight, std=residual_std)
     if arch == "rvsrf":  # flows of about a pixel
         torch.nn.init.normal_(net.flow.out.weight, std=0.3)
+    if arch == "rvsrg":  # flows of about a pixel, an open gate, every fusion path live
+        for level in net.flow.nets:
+            torch.nn.init.normal_(level[-1].weight, std=0.3)
+        torch.nn.init.normal_(net.gate.c3.weight, std=0.3)
+        torch.nn.init.zeros_(net.gate.c3.bias)
+        torch.nn.init.normal_(net.refine2.weight, std=0.05)
+        with torch.no_grad():
+            net.bp.fill_(0.3)
+            net.head.weight.normal_(0.0, 0.1)
     desc = ModelDescriptor(name=f"random-x{scale}", arch=arch, scale=scale, recurrent=True,
                            state_channels=cfg.state_channels, step_clamp=cfg.step_clamp,
                            config=cfg.to_dict())
@@ -65,6 +75,13 @@ def random_flow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight flow-aligned (``rvsrf``) x2 model."""
     return make_random_model(tmp_path_factory.mktemp("flow") / "random-flow-x2.onnx",
                              arch="rvsrf", seed=2)
+
+
+@pytest.fixture(scope="session")
+def random_gated_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight gated flow-aligned (``rvsrg``) x2 model, every fusion path active."""
+    return make_random_model(tmp_path_factory.mktemp("gated") / "random-gated-x2.onnx",
+                             arch="rvsrg", seed=3)
 
 
 @pytest.fixture(scope="session")

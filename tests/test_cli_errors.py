@@ -31,6 +31,8 @@ def test_every_subcommand_prints_its_prefix_once(module, monkeypatch, capsys) ->
         argv += ["hr/", "--scale", "2", "--out", "x.vsvsr"]
     elif module.NAME == "export":
         argv += ["x.pt", "--name", "x", "--out", "models"]
+    elif module.NAME == "compare":
+        argv += ["in.mkv", "--model", "rvsr-x2", "--html", "x.html"]
     err = _stderr_of(argv, capsys)
     assert err == f"vsvsr {module.NAME}: error: something is wrong; do this"
 

@@ -41,6 +41,18 @@ def test_random_model_export_matches_torch(random_model, random_model_x4, random
     check(random_flow_model, h=23, w=41)
 
 
+def test_gated_model_export_matches_torch_and_suits_tensorrt(random_gated_model) -> None:
+    """rvsrg: pyramid flow (AveragePool, Resize), bicubic GridSample, the in-graph bicubic
+    upscale and antialiased downscale convs: ORT equals PyTorch, odd sizes included, and the
+    ONNX passes the TensorRT-friendliness check that ``vsvsr build`` runs."""
+    from plugin_build.onnx_check import check_onnx
+
+    check(random_gated_model)
+    check(random_gated_model, h=23, w=41)
+    report = check_onnx(random_gated_model)
+    assert report.ok, report.problems
+
+
 def test_flow_model_warps_with_its_flow(random_flow_model) -> None:
     """The exported flow path is live: moving the previous frame changes the output."""
     from vsvsr.runtime.ort_backend import OrtEngine

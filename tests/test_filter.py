@@ -147,6 +147,14 @@ def test_limited_range_input_is_clamped_to_unit_range(random_model) -> None:
     assert float(rgb(out.get_frame(1)).max()) <= 1.0
 
 
+def test_gated_model_matches_the_sequential_reference(random_gated_model, frames) -> None:
+    """The gated architecture (rvsrg) through the filter (ONNX Runtime) equals a PyTorch run."""
+    ref = torch_reference(random_gated_model, frames, {CUT})
+    out = sr_clip(random_gated_model, frames, backend="ort")
+    for n in (0, 5, CUT, NUM - 1):
+        np.testing.assert_allclose(rgb(out.get_frame(n)), ref[n], atol=1e-5)
+
+
 def test_flow_aligned_model_matches_the_sequential_reference(random_flow_model, frames) -> None:
     """The flow-aligned architecture through the filter (ONNX Runtime) equals a PyTorch run."""
     ref = torch_reference(random_flow_model, frames, {CUT})

@@ -16,8 +16,8 @@ from vsvsr.nets.wdsr_arch import WDSRSConfig, WDSRSNet
 
 #: name -> (config dataclass, network). "rvsr": flow-free recurrent; "rvsrf": flow-aligned
 #: recurrent; "rvsrg": flow-aligned recurrent with a gated blend of the aligned past (the
-#: design whose past is used quickly); "sfsr": the single-frame control; "espcn", "wdsr-s": the stateless overfit
-#: (STDO) backbones, which take ``lr`` alone (:data:`STATELESS`).
+#: design whose past is used quickly); "sfsr": the single-frame control; "espcn", "wdsr-s":
+#: the stateless overfit (STDO) backbones, which take ``lr`` alone (:data:`STATELESS`).
 ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
     "rvsr": (RVSRConfig, RVSRNet),
     "rvsrf": (RVSRFConfig, RVSRFNet),

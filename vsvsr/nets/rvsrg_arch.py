@@ -33,6 +33,7 @@ from torch import nn
 
 from vsvsr.nets.blocks import BicubicUp, Downscale, ResBlock, charbonnier, step_plane, warp
 
+
 class PyramidFlow(nn.Module):
     """Coarse-to-fine backward flow (SPyNet style) between two LR frames, in LR pixels.
 
@@ -64,12 +65,14 @@ class PyramidFlow(nn.Module):
         for _ in range(self.levels - 1):
             cur.append(F.avg_pool2d(cur[-1], 2, ceil_mode=True))
             prev.append(F.avg_pool2d(prev[-1], 2, ceil_mode=True))
-        flow = torch.zeros_like(cur[-1][:, :2])
+        flow = cur[-1][:, :2] * 0.0  # not zeros_like: its ConstantOfShape loses the shape
         for level in range(self.levels - 1, -1, -1):
             c, p = cur[level], prev[level]
-            if level < self.levels - 1:
-                flow = F.interpolate(flow, size=c.shape[-2:], mode="bilinear",
-                                     align_corners=False) * 2.0
+            if level < self.levels - 1:  # x2 then crop (the pooling rounded sizes up):
+                # a Resize by scales keeps the batch size known to ONNX shape inference
+                h, w = c.shape[-2:]
+                flow = F.interpolate(flow, scale_factor=2.0, mode="bilinear",
+                                     align_corners=False)[..., :h, :w] * 2.0
             aligned = warp(p, flow)
             flow = flow + self.nets[level](torch.cat([c - 0.5, aligned - c, flow * 0.25], 1))
         return flow
@@ -172,8 +175,8 @@ class RVSRGNet(nn.Module):
               step: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.config
         s = c.scale
-        # 0 right after a reset (no past to use), 1 afterwards; (N, 1, 1, 1) like ``step``
-        has_past = torch.clamp(step.reshape(-1, 1, 1, 1), 0.0, 1.0)
+        # 0 right after a reset (no past to use), 1 afterwards; ``step`` is (N, 1, 1, 1)
+        has_past = torch.clamp(step, 0.0, 1.0)
         flow = self.flow(lr, lr_prev)
         flow_hr = F.interpolate(flow, scale_factor=s, mode="bilinear", align_corners=False) * s
         past = warp(F.pixel_shuffle(state[:, c.hidden:], s), flow_hr, mode=c.past_warp)

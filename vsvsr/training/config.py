@@ -11,8 +11,8 @@ from vsvsr.nets.rvsr_arch import RVSRConfig
 from vsvsr.nets.rvsrf_arch import RVSRFConfig
 from vsvsr.nets.rvsrg_arch import RVSRGConfig
 from vsvsr.nets.sfsr_arch import SFSRConfig
-from vsvsr.training.precision import PRECISIONS
 from vsvsr.training.degrade_ranges import DegradeConfig
+from vsvsr.training.precision import PRECISIONS
 
 #: Any architecture's config dataclass.
 ArchConfig = RVSRConfig | RVSRFConfig | RVSRGConfig | SFSRConfig

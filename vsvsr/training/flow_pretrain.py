@@ -72,41 +72,53 @@ def hr_flow_to_lr(flow: torch.Tensor, scale: int) -> torch.Tensor:
     return F.avg_pool2d(flow, scale) / scale
 
 
-def translate_pairs(photos: Sequence[torch.Tensor], *, scale: int, crop: int, count: int,
-                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``count`` exact sub-pixel translations of random photo crops.
+def translate_clips(photos: Sequence[torch.Tensor], *, scale: int, crop: int, count: int,
+                    length: int, generator: torch.Generator, max_shift: float = MAX_SHIFT
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``count`` clips of ``length`` frames: a camera panning over a photo at a constant,
+    exactly known sub-pixel velocity ``v`` (LR px/frame, each axis in +-``max_shift``).
 
-    Returns LR current, LR previous (N, 3, crop, crop) and the true backward flow (N, 2, crop,
-    crop): frame t shows the photo at offset ``t * v``, so ``cur(p) = prev(p + v)``.
+    Returns LR (N, T, 3, crop, crop), HR (N, T, 3, crop*s, crop*s) and ``v`` (N, 2), x then y.
+    Frame t shows the photo at offset ``t * v``, so ``frame_t(p) = frame_{t-1}(p + v)``: the
+    backward flow of every frame is ``v`` everywhere.
     """
     q = crop * scale
-    cur, prev, flows = [], [], []
+    lrs, hrs, vs = [], [], []
     for _ in range(count):
         photo = photos[int(torch.randint(len(photos), (1,), generator=generator))]
-        v = (torch.rand(2, generator=generator, dtype=torch.float64) * 2 - 1) * MAX_SHIFT
-        margin = int(math.ceil(MAX_SHIFT * scale)) + 4
+        v = (torch.rand(2, generator=generator, dtype=torch.float64) * 2 - 1) * max_shift
+        reach = abs(v) * scale * (length - 1)
+        mx, my = int(math.ceil(float(reach[0]))) + 4, int(math.ceil(float(reach[1]))) + 4
         ph, pw = photo.shape[1:]
-        y0 = margin + int(torch.randint(ph - q - 2 * margin, (1,), generator=generator))
-        x0 = margin + int(torch.randint(pw - q - 2 * margin, (1,), generator=generator))
-        region = photo[:, y0 - margin:y0 + q + margin, x0 - margin:x0 + q + margin]
-        region = region.float().div(255.0)[None]
+        if ph < q + 2 * my + 1 or pw < q + 2 * mx + 1:
+            raise ValueError(f"translate_clips: a {pw}x{ph} photo is too small for {length} "
+                             f"frames of a {q} px crop moving {max_shift} LR px/frame")
+        y0 = my + int(torch.randint(ph - q - 2 * my, (1,), generator=generator))
+        x0 = mx + int(torch.randint(pw - q - 2 * mx, (1,), generator=generator))
+        region = photo[:, y0 - my:y0 + q + my, x0 - mx:x0 + q + mx].float().div(255.0)[None]
         rh, rw = region.shape[-2:]
         frames = []
-        for t in (0.0, 1.0):  # previous, current: the camera moved by v (LR px) in between
-            dx, dy = (float(v[0]) * scale * t, float(v[1]) * scale * t)
-            xs = torch.arange(q, dtype=torch.float32) + margin + dx
-            ys = torch.arange(q, dtype=torch.float32) + margin + dy
-            gx = (2 * xs + 1) / rw - 1
-            gy = (2 * ys + 1) / rh - 1
+        for t in range(length):
+            xs = torch.arange(q, dtype=torch.float64) + mx + float(v[0]) * scale * t
+            ys = torch.arange(q, dtype=torch.float64) + my + float(v[1]) * scale * t
+            gx, gy = ((2 * xs + 1) / rw - 1).float(), ((2 * ys + 1) / rh - 1).float()
             grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
             frames.append(F.grid_sample(region, grid, mode="bicubic", padding_mode="border",
                                         align_corners=False).clamp(0, 1))
-        lr = make_lr(torch.cat(frames), scale)
-        prev.append(lr[0])
-        cur.append(lr[1])
-        # cur(p) = src(p + v) and prev(p) = src(p): cur(p) = prev(p + v), flow = +v
-        flows.append(v.float().reshape(2, 1, 1).expand(2, crop, crop))
-    return torch.stack(cur), torch.stack(prev), torch.stack(flows).float()
+        hr = torch.cat(frames)
+        hrs.append(hr)
+        lrs.append(make_lr(hr, scale))
+        vs.append(v.float())
+    return torch.stack(lrs), torch.stack(hrs), torch.stack(vs)
+
+
+def translate_pairs(photos: Sequence[torch.Tensor], *, scale: int, crop: int, count: int,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``count`` exact sub-pixel translations of random photo crops: LR current, LR previous
+    (N, 3, crop, crop) and the true backward flow (N, 2, crop, crop), ``cur(p) = prev(p + v)``."""
+    lr, _, v = translate_clips(photos, scale=scale, crop=crop, count=count, length=2,
+                               generator=generator)
+    return lr[:, 1], lr[:, 0], v.reshape(-1, 2, 1, 1).expand(-1, 2, crop, crop).contiguous()
 
 
 def video_pairs(sampler: object, scale: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -168,7 +180,7 @@ class FlowPretrainer:
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
         self.optimizer.step()
         self.iteration += 1
-        return float(loss)
+        return float(loss.detach())
 
     def fit(self, log_every: float = 60.0) -> float:
         """Train for ``config.iters`` steps; the running mean EPE at the end."""

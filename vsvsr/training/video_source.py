@@ -31,8 +31,8 @@ import torch
 from vsvsr.encode.ffmpeg import FfmpegError, find_ffmpeg
 from vsvsr.training.config import TemporalConfig
 from vsvsr.training.degrade import downscale, make_lr
-from vsvsr.training.video_cache import CachedSequence, as_tensor, cached_sequence
 from vsvsr.training.sequences import IMAGE_SUFFIXES
+from vsvsr.training.video_cache import CachedSequence, as_tensor, cached_sequence
 
 log = logging.getLogger(__name__)
 
