@@ -13,6 +13,7 @@ RUNTIME = [
     "scikit-image>=0.22",  # ships the photographs the built-in sample clip is made from
 ]
 TORCH = ["torch==2.14.1"]
+CLUSTER = ["ray==2.60.0"]
 
 setup(
     name="vsvsr",
@@ -33,9 +34,10 @@ setup(
         "cuda": ["cupy-cuda12x"],
         "tensorrt": ["tensorrt"],
         "scenechange": ["vapoursynth-scenechange"],
+        "cluster": CLUSTER,  # vsvsr farm
         "dev": TORCH + ["onnx>=1.16", "pytest>=8", "pytest-timeout", "ruff",
                         "vapoursynth-scenechange", "matplotlib>=3.8", "pyyaml>=6",
-                        "opencv-python-headless>=4.8"],
+                        "opencv-python-headless>=4.8"] + CLUSTER,
     },
     entry_points={"console_scripts": ["vsvsr=vsvsr.cli.main:main"]},
 )

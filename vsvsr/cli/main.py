@@ -15,12 +15,12 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 
 from vsvsr import __version__
-from vsvsr.cli import bench, build, demo, export, info, models, overfit, train, upscale
+from vsvsr.cli import bench, build, demo, export, farm, info, models, overfit, train, upscale
 from vsvsr.cli import eval as eval_cmd
 from vsvsr.cli._common import configure_logging, is_vapoursynth_error
 from vsvsr.errors import VsvsrError
 
-SUBCOMMANDS = (upscale, demo, bench, eval_cmd, export, build, info, models, train, overfit)
+SUBCOMMANDS = (upscale, farm, demo, bench, eval_cmd, export, build, info, models, train, overfit)
 
 
 def build_parser() -> argparse.ArgumentParser:

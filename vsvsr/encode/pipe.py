@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -250,7 +250,8 @@ def _stop(proc: subprocess.Popen) -> None:
 def encode_clip(clip: vs.VideoNode, output: str | os.PathLike[str],
                 settings: EncodeSettings | None = None, *, audio_source: AudioSource | None = None,
                 progress: bool = True, description: str = "vsvsr", overwrite: bool = True,
-                ffmpeg: str | None = None) -> EncodeResult:
+                ffmpeg: str | None = None,
+                on_frame: Callable[[int], None] | None = None) -> EncodeResult:
     """Encode every frame of ``clip`` (YUV or grey, see :mod:`vsvsr.encode.y4m`) to ``output``.
 
     Args:
@@ -262,6 +263,8 @@ def encode_clip(clip: vs.VideoNode, output: str | os.PathLike[str],
         description: the bar's label.
         overwrite: replace an existing ``output``; otherwise refuse up front.
         ffmpeg: the binary (default: :func:`vsvsr.encode.ffmpeg.find_ffmpeg`).
+        on_frame: called with the number of frames written so far after each frame (progress
+            reporting from places a terminal bar cannot reach, e.g. a ``vsvsr farm`` worker).
 
     Raises:
         FfmpegError: ffmpeg could not start, exited non-zero or stopped reading frames.
@@ -305,6 +308,8 @@ def encode_clip(clip: vs.VideoNode, output: str | os.PathLike[str],
                 for frame in iter_frames(clip):
                     writer.write_frame(frame)
                     bar.update(1)
+                    if on_frame is not None:
+                        on_frame(writer.frames_written)
             except BrokenPipeError:
                 broken = True  # ffmpeg stopped reading: its exit status and stderr say why
             with contextlib.suppress(BrokenPipeError):

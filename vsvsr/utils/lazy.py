@@ -17,6 +17,7 @@ _EXTRAS: dict[str, str] = {
     "matplotlib": "train",
     "yaml": "train",
     "cv2": "train",
+    "ray": "cluster",
 }
 #: Modules whose pip distribution has another name, for the message.
 _DISTRIBUTIONS: dict[str, str] = {"cv2": "opencv-python-headless"}
