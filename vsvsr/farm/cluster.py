@@ -60,6 +60,8 @@ def ray_session(*, address: str | None, num_cpus: int | None = None,
                 log_to_driver: bool = False) -> Iterator[tuple[ModuleType, float]]:
     """Yield ``(ray, seconds it took to start or connect)``; shut down what we started."""
     ray = ray_module()
+    if address is not None:
+        _check_reachable(address, timeout)
     if ray.is_initialized():
         yield ray, 0.0
         return
@@ -68,7 +70,6 @@ def ray_session(*, address: str | None, num_cpus: int | None = None,
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
                  log_to_driver=log_to_driver, logging_level=logging.WARNING)
     else:
-        _check_reachable(address, timeout)
         _init_with_timeout(ray, address, timeout, log_to_driver)
     started = time.perf_counter() - t0
     log.info("vsvsr farm: Ray %s in %.1f s: %s", "started" if address is None else "connected",
@@ -95,9 +96,9 @@ def _init_with_timeout(ray: ModuleType, address: str, timeout: float,
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise ClusterError(f"no answer from the Ray cluster at {address} within "
-                           f"{timeout:.0f} s (--connect-timeout); is 'ray start --head' running "
-                           "there, with the same Ray and Python versions?")
+        raise ClusterError(f"the Ray cluster at {address} does not answer within {timeout:g} s "
+                           "(--connect-timeout); is 'ray start --head' running there, with the "
+                           "same Ray and Python versions as here?")
     if outcome.get("error") is not None:
         raise ClusterError(f"cannot connect to the Ray cluster at {address}: "
                            f"{outcome['error']}") from outcome["error"]
@@ -160,7 +161,10 @@ def chunk_task(job: tasks.ChunkJob, board: Any) -> tasks.ChunkResult:
     """The Ray task body for one chunk."""
     import os
 
-    board.started.remote(job.chunk.index, f"{tasks.host()}:{os.getpid()}")
+    import ray
+
+    # Waited for, so that a worker dying right after still counts as an attempt.
+    ray.get(board.started.remote(job.chunk.index, f"{tasks.host()}:{os.getpid()}"))
     result = tasks.run_chunk(job, _Reporter(board, job.chunk.index))
     board.finished.remote(job.chunk.index, result.frames)
     return result
