@@ -171,18 +171,28 @@ def chunk_task(job: tasks.ChunkJob, board: Any) -> tasks.ChunkResult:
 
 
 def remote_functions(ray: ModuleType, *, cpus: float, gpus: float,
-                     retries: int) -> tuple[Any, Any, Any]:
-    """(inspect, scan, chunk) as Ray remote functions with these resources.
+                     retries: int) -> tuple[Any, Any, Any, Any]:
+    """(warm_up, inspect, scan, chunk) as Ray remote functions with these resources.
 
     Only worker deaths are retried (``max_retries``); an error raised by our code (a missing
     file, a bad setting) is deterministic and would fail again, so it is not.
     """
     opts = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": retries,
             "retry_exceptions": False}
+    warm = ray.remote(**opts)(tasks.warm_up)
     inspect = ray.remote(**opts)(tasks.inspect_source)
     scan = ray.remote(**opts)(tasks.scan_resets)
     chunk = ray.remote(**opts)(chunk_task)
-    return inspect, scan, chunk
+    return warm, inspect, scan, chunk
+
+
+def slots(ray: ModuleType, cpus: float, gpus: float) -> int:
+    """How many chunk tasks the cluster can run at once with these resources."""
+    res = ray.cluster_resources()
+    n = int(res.get("CPU", 0) // cpus)
+    if gpus > 0:
+        n = min(n, int(res.get("GPU", 0) // gpus))
+    return max(1, n)
 
 
 def unwrap(ray: ModuleType, exc: BaseException) -> BaseException:

@@ -163,9 +163,13 @@ def run_farm(opts: FarmOptions) -> dict[str, Any]:
                              num_gpus=opts.num_gpus, timeout=opts.connect_timeout,
                              log_to_driver=log.isEnabledFor(logging.DEBUG)) as (ray, t_ray):
         timer.seconds["ray_start"] = t_ray
-        inspect, scan, chunk_fn = cluster.remote_functions(
+        warm, inspect, scan, chunk_fn = cluster.remote_functions(
             ray, cpus=opts.cpus_per_task, gpus=opts.gpus_per_task, retries=opts.retries)
-        manifest = _load_or_plan(ray, opts, settings, inspect, scan, timer)
+        with timer("prepare"):  # workers import VapourSynth & co. while the input is planned
+            warming = [warm.remote() for _ in range(
+                cluster.slots(ray, opts.cpus_per_task, opts.gpus_per_task))]
+            manifest = _load_or_plan(ray, opts, settings, inspect, scan, timer)
+            _get(ray, warming)
         source = tasks.SourceInfo(**manifest.source)
         chunk_opts = dataclasses.replace(
             job, matrix=source.matrix,

@@ -93,6 +93,21 @@ def _on_worker(what: str, fn: Callable[[], object]) -> object:
         raise
 
 
+def warm_up() -> str:
+    """Import what a chunk needs (VapourSynth, the filter, ONNX Runtime) in this worker, so
+    that the chunks' time is the work itself; returns ``host:pid``."""
+    import importlib
+
+    import vsvsr.vs.recurrent_filter  # noqa: F401
+
+    for name in ("onnxruntime", "tqdm"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # the chunk itself will say what is missing
+            pass
+    return f"{host()}:{os.getpid()}"
+
+
 def inspect_source(opts: UpscaleOptions) -> SourceInfo:
     """Frame count, rate and size of the input, and the matrix to use (guessed once here)."""
     from vsvsr.cli.upscale import guess_matrix, open_source
