@@ -169,3 +169,12 @@ def test_a_worker_that_cannot_see_the_input_names_its_host(tmp_path: Path) -> No
     with pytest.raises(tasks.WorkerError, match=rf"worker {tasks.host()} cannot open the input "
                        r".*not-shared.mkv.*shared storage"):
         tasks.inspect_source(opts)
+
+
+def test_a_lossy_codec_into_mp4_joins_every_frame_with_the_audio(scenes_input, cli_model,
+                                                                  tmp_path: Path) -> None:
+    out = tmp_path / "farm.mp4"
+    report = farm(scenes_input, out, cli_model, encode=EncodeSettings(codec="libx264", crf=20))
+    assert report["chunks_run"] == 4 and report["audio"] == "copy"
+    assert len(decode(out)) == FRAMES
+    assert [(s.kind, s.codec) for s in probe(out)] == [("video", "h264"), ("audio", "aac")]

@@ -289,7 +289,13 @@ def _run_chunks(ray: Any, opts: FarmOptions, manifest: Manifest, chunk_opts: Ups
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in ready:
                     record = pending.pop(ref)
-                    result: tasks.ChunkResult = _get(ray, ref)
+                    try:
+                        result: tasks.ChunkResult = _get(ray, ref)
+                    except ray.exceptions.RayError as exc:  # not our code: the worker died
+                        raise FarmError(
+                            f"chunk {record.index} (frames {record.start}-{record.end - 1}) "
+                            f"failed {opts.retries + 1} times: its worker died ({exc}). Finished "
+                            "chunks are kept; run the same command again to continue") from None
                     results[record.index] = result
                     manifest.mark_done(record.index, host=result.host, seconds=result.seconds)
                     done_frames += result.frames
