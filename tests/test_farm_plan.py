@@ -185,3 +185,18 @@ def test_farm_says_how_to_install_ray(tmp_path: Path) -> None:
                           "--model", "rvsr-x2"], capture_output=True, text=True, timeout=120,
                          check=False)
     assert res.returncode == 1 and "pip install 'vsvsr[cluster]'" in res.stderr, res.stderr
+
+
+def test_an_unknown_backend_or_model_fails_before_ray_starts(tmp_path: Path) -> None:
+    from vsvsr.cli.upscale import UpscaleOptions
+    from vsvsr.errors import BackendUnavailableError, UnknownModelError
+    from vsvsr.farm.driver import FarmOptions
+
+    src = tmp_path / "in.mkv"
+    src.write_bytes(b"")
+    job = UpscaleOptions(input=src, output=tmp_path / "o.mkv", backend="warp-drive")
+    with pytest.raises(BackendUnavailableError, match="unknown backend"):
+        FarmOptions(job=job).settings()
+    job = UpscaleOptions(input=src, output=tmp_path / "o.mkv", model="no-such-model")
+    with pytest.raises(UnknownModelError, match="unknown model"):
+        FarmOptions(job=job).settings()

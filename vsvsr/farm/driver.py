@@ -121,7 +121,10 @@ class FarmOptions:
             st = j.input.stat()
         except OSError as exc:
             raise FarmError(f"input {j.input}: {exc.strerror or exc}") from None
+        from vsvsr.runtime.select import normalize_backend
+
         files = resolve_model(j.model)
+        normalize_backend(j.backend)  # an unknown name fails here, before Ray starts
         enc = j.encode
         return {
             "input": str(j.input.resolve()), "input_size": st.st_size,

@@ -79,7 +79,7 @@ def _check_shared(path: Path, what: str) -> None:
                           "or a copy at that path; see docs/cluster.md)")
 
 
-def _on_worker(what: str, fn: Callable[[], object]) -> object:
+def _on_worker[T](what: str, fn: Callable[[], T]) -> T:
     """Run ``fn``, re-raising vsvsr's and VapourSynth's errors with the host named."""
     try:
         return fn()
@@ -120,7 +120,7 @@ def inspect_source(opts: UpscaleOptions) -> SourceInfo:
                           width=src.width, height=src.height,
                           matrix=opts.matrix or guess_matrix(src))
 
-    return _on_worker(f"reading {opts.input}", run)  # type: ignore[return-value]
+    return _on_worker(f"reading {opts.input}", run)
 
 
 def scan_resets(opts: UpscaleOptions, start: int, end: int, threshold: float | None) -> list[int]:
@@ -139,7 +139,7 @@ def scan_resets(opts: UpscaleOptions, start: int, end: int, threshold: float | N
             rgb = scene.add_scene_diff(rgb)
         return scene.find_scene_changes(rgb, threshold, start, end)
 
-    return _on_worker(f"scanning frames {start}-{end - 1} for scene changes", run)  # type: ignore[return-value]
+    return _on_worker(f"scanning frames {start}-{end - 1} for scene changes", run)
 
 
 def run_chunk(job: ChunkJob, on_frame: Callable[[int], None] | None = None) -> ChunkResult:
@@ -156,7 +156,7 @@ def run_chunk(job: ChunkJob, on_frame: Callable[[int], None] | None = None) -> C
     t0 = time.perf_counter()
     result = _on_worker(f"chunk {c.index} (frames {c.start}-{c.end - 1})",
                         lambda: upscale(opts, on_frame=hook))
-    assert result.frames == c.frames  # type: ignore[attr-defined]
+    assert result.frames == c.frames
     return ChunkResult(index=c.index, frames=c.frames, seconds=time.perf_counter() - t0,
                        host=host(), pid=os.getpid())
 
