@@ -6,6 +6,7 @@ and when the driver is interrupted and run again; changed settings are refused."
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import subprocess
 from pathlib import Path
@@ -178,3 +179,24 @@ def test_a_lossy_codec_into_mp4_joins_every_frame_with_the_audio(scenes_input, c
     assert report["chunks_run"] == 4 and report["audio"] == "copy"
     assert len(decode(out)) == FRAMES
     assert [(s.kind, s.codec) for s in probe(out)] == [("video", "h264"), ("audio", "aac")]
+
+
+def test_the_command_line_takes_upscale_options_and_a_cut_file(scenes_input, cli_model,
+                                                               tmp_path: Path, capsys) -> None:
+    from vsvsr.cli.main import main
+
+    cuts = tmp_path / "cuts.txt"
+    cuts.write_text("# my cuts\n10\n")
+    out = tmp_path / "farm.mkv"
+    args = [str(scenes_input), str(out), "--model", str(cli_model), "--codec", "ffv1",
+            "--threads", "1", "--cuts", str(cuts), "--no-progress"]
+    assert main(["farm", *args, "--chunk-frames", "12", "--report", str(tmp_path / "r.json")]) == 0
+    assert "2 of 2 chunks run" in capsys.readouterr().out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [(c["start"], c["end"]) for c in report["chunk_list"]] == [(0, 10), (10, 24)]
+    ref = tmp_path / "single.mkv"
+    assert main(["upscale", *args[:1], str(ref), *args[2:]]) == 0
+    assert_same_frames(decode(out), decode(ref))
+    cuts.write_text("30\n")  # past the end of the 24-frame clip
+    assert main(["farm", *args, "-y", "--restart"]) == 1
+    assert "frame 30 is outside the clip" in capsys.readouterr().err
