@@ -50,6 +50,14 @@ def timed(cmd: list[str]) -> tuple[float, str]:
     return seconds, proc.stdout
 
 
+def job_seconds(stdout: str) -> float:
+    """The upscale's own time from ``vsvsr upscale``'s last line ("N frames in X s")."""
+    m = re.search(r"frames in ([0-9.]+) s", stdout)
+    if m is None:
+        raise SystemExit(f"unexpected vsvsr upscale output: {stdout!r}")
+    return float(m.group(1))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,21 +80,28 @@ def main(argv: list[str] | None = None) -> int:
     single_out, farm_out = args.out / "single.mkv", args.out / "farm.mkv"
     single_cmd = [*vsvsr, "upscale", str(src), str(single_out), *common,
                   "--threads", str(args.workers)]
+    # One stream on one thread: what each farm worker does, for the speed-up model.
+    one_cmd = [*vsvsr, "upscale", str(src), str(args.out / "one.mkv"), *common, "--threads", "1"]
     farm_cmd = [*vsvsr, "farm", str(src), str(farm_out), *common, "--threads", "1",
                 "--cpus-per-task", "1", "--num-cpus", str(args.workers),
                 "--chunk-frames", str(args.frames_per_scene)]
     single_s: list[float] = []  # wall time of the command
     single_job: list[float] = []  # upscale's own time ("N frames in X s"): no process start
+    one_job: list[float] = []
     farm_s: list[float] = []
     reports: list[dict] = []
     identical = True
     for r in range(args.rounds):
-        order = ("single", "farm") if r % 2 == 0 else ("farm", "single")
+        order = ("single", "farm", "one")[r % 3:] + ("single", "farm", "one")[:r % 3]
+        if r % 2:
+            order = order[::-1]
         for which in order:
             if which == "single":
                 seconds, out = timed(single_cmd)
                 single_s.append(seconds)
-                single_job.append(float(re.search(r"frames in ([0-9.]+) s", out).group(1)))
+                single_job.append(job_seconds(out))
+            elif which == "one":
+                one_job.append(job_seconds(timed(one_cmd)[1]))
             else:
                 farm_s.append(timed(farm_cmd)[0])
                 reports.append(json.loads(farm_out.with_name(farm_out.name + ".farm.json")
@@ -96,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
             for fa, fb in zip(a, b, strict=True))
         print(f"round {r + 1}: single {single_s[-1]:.2f} s (job {single_job[-1]:.2f} s), farm "
-              f"{farm_s[-1]:.2f} s (chunks {reports[-1]['seconds']['chunks']:.2f} s)", flush=True)
+              f"{farm_s[-1]:.2f} s (chunks {reports[-1]['seconds']['chunks']:.2f} s), one thread "
+              f"job {one_job[-1]:.2f} s", flush=True)
     n = spec.num_frames
     med = statistics.median
     overhead = {k: med(rep["seconds"].get(k, 0.0) for rep in reports)
@@ -107,11 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers, "model": args.model, "rounds": args.rounds,
         "single_seconds_median": med(single_s), "farm_seconds_median": med(farm_s),
         "single_job_fps": n / med(single_job), "farm_chunks_fps": n / overhead["chunks"],
+        "one_thread_job_fps": n / med(one_job),
         "single_fps_end_to_end": n / med(single_s), "farm_fps_end_to_end": n / med(farm_s),
         "speedup_job": med(single_job) / overhead["chunks"],
         "speedup_end_to_end": med(single_s) / med(farm_s),
         "farm_overhead_seconds": overhead, "identical_frames": identical,
         "single_seconds": single_s, "single_job_seconds": single_job, "farm_seconds": farm_s,
+        "one_thread_job_seconds": one_job,
         "farm_chunk_seconds": [rep["seconds"]["chunks"] for rep in reports],
     }
     print(json.dumps(result, indent=1))

@@ -166,10 +166,15 @@ def test_warmup_splits_a_long_scene_and_reports_it_approximate(scenes_input, cli
 
 
 def test_a_worker_that_cannot_see_the_input_names_its_host(tmp_path: Path) -> None:
+    """Through Ray: the worker's own error reaches the driver, naming host and path."""
+    from vsvsr.farm import cluster
+    from vsvsr.farm.driver import _get
+
+    _, inspect, _, _ = cluster.remote_functions(ray, cpus=1, gpus=0, retries=0)
     opts = UpscaleOptions(input=tmp_path / "not-shared.mkv", output=tmp_path / "o.mkv")
     with pytest.raises(tasks.WorkerError, match=rf"worker {tasks.host()} cannot open the input "
                        r".*not-shared.mkv.*shared storage"):
-        tasks.inspect_source(opts)
+        _get(ray, inspect.remote(opts))
 
 
 def test_a_lossy_codec_into_mp4_joins_every_frame_with_the_audio(scenes_input, cli_model,
@@ -200,3 +205,14 @@ def test_the_command_line_takes_upscale_options_and_a_cut_file(scenes_input, cli
     cuts.write_text("30\n")  # past the end of the 24-frame clip
     assert main(["farm", *args, "-y", "--restart"]) == 1
     assert "frame 30 is outside the clip" in capsys.readouterr().err
+
+
+def test_relative_paths_work_although_workers_run_elsewhere(scenes_input, cli_model,
+                                                            tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    shutil.copy(scenes_input, tmp_path / "in.mkv")
+    shutil.copy(cli_model, tmp_path / "model.onnx")
+    monkeypatch.chdir(tmp_path)  # the Ray workers started in another folder
+    report = farm(Path("in.mkv"), Path("out.mkv"), Path("model.onnx"), chunk_frames=12)
+    assert report["chunks_run"] == 2 and len(decode(tmp_path / "out.mkv")) == FRAMES

@@ -152,6 +152,7 @@ class _Timer:
 
 def run_farm(opts: FarmOptions) -> dict[str, Any]:
     """Run the whole job (see the module docstring); returns the report."""
+    opts = _absolute(opts)
     job, out = opts.job, opts.output
     if out.exists() and not job.overwrite:
         raise FarmError(f"{out} exists; pass -y/--overwrite to replace it")
@@ -193,6 +194,21 @@ def run_farm(opts: FarmOptions) -> dict[str, Any]:
     if not opts.keep_chunks:
         _remove_work(opts.folder, records)
     return report
+
+
+def _absolute(opts: FarmOptions) -> FarmOptions:
+    """Paths made absolute: Ray workers do not run in the driver's current folder."""
+    from vsvsr.models.registry import BUILTIN_MODELS
+
+    job = opts.job
+    model = job.model
+    if model not in BUILTIN_MODELS and Path(model).is_file():
+        model = str(Path(model).resolve())
+    assert job.output is not None
+    job = dataclasses.replace(job, input=job.input.absolute(), output=job.output.absolute(),
+                              model=model)
+    return dataclasses.replace(opts, job=job, work_dir=opts.work_dir and opts.work_dir.absolute(),
+                               report=opts.report and opts.report.absolute())
 
 
 def _load_or_plan(ray: Any, opts: FarmOptions, settings: dict[str, Any], inspect: Any,
