@@ -216,3 +216,13 @@ def test_relative_paths_work_although_workers_run_elsewhere(scenes_input, cli_mo
     monkeypatch.chdir(tmp_path)  # the Ray workers started in another folder
     report = farm(Path("in.mkv"), Path("out.mkv"), Path("model.onnx"), chunk_frames=12)
     assert report["chunks_run"] == 2 and len(decode(tmp_path / "out.mkv")) == FRAMES
+
+
+def test_resources_the_cluster_lacks_are_refused_instead_of_waiting(scenes_input, cli_model,
+                                                                    tmp_path: Path) -> None:
+    from vsvsr.farm.cluster import ClusterError
+
+    with pytest.raises(ClusterError, match="--gpus-per-task 0.5 but the Ray cluster has 0 GPUs"):
+        farm(scenes_input, tmp_path / "o.mkv", cli_model, gpus_per_task=0.5)
+    with pytest.raises(ClusterError, match="--cpus-per-task 4 but the Ray cluster has 2 CPUs"):
+        farm(scenes_input, tmp_path / "o.mkv", cli_model, cpus_per_task=4)

@@ -175,23 +175,34 @@ def remote_functions(ray: ModuleType, *, cpus: float, gpus: float,
     """(warm_up, inspect, scan, chunk) as Ray remote functions with these resources.
 
     Only worker deaths are retried (``max_retries``); an error raised by our code (a missing
-    file, a bad setting) is deterministic and would fail again, so it is not.
+    file, a bad setting) is deterministic and would fail again, so it is not. Inspection and
+    the scene scan decode on the CPU and reserve no GPU.
     """
     opts = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": retries,
             "retry_exceptions": False}
+    cpu_only = {**opts, "num_gpus": 0}
     warm = ray.remote(**opts)(tasks.warm_up)
-    inspect = ray.remote(**opts)(tasks.inspect_source)
-    scan = ray.remote(**opts)(tasks.scan_resets)
+    inspect = ray.remote(**cpu_only)(tasks.inspect_source)
+    scan = ray.remote(**cpu_only)(tasks.scan_resets)
     chunk = ray.remote(**opts)(chunk_task)
     return warm, inspect, scan, chunk
 
 
 def slots(ray: ModuleType, cpus: float, gpus: float) -> int:
-    """How many chunk tasks the cluster can run at once with these resources."""
+    """How many chunk tasks the cluster can run at once with these resources; a request no
+    node could meet is refused here (Ray would wait for it forever)."""
     res = ray.cluster_resources()
-    n = int(res.get("CPU", 0) // cpus)
+    have_cpu, have_gpu = res.get("CPU", 0.0), res.get("GPU", 0.0)
+    if gpus > 0 and have_gpu < gpus:
+        raise ClusterError(f"--gpus-per-task {gpus:g} but the Ray cluster has "
+                           f"{have_gpu:g} GPUs; drop --gpus-per-task to run on the CPU, or add "
+                           "machines with GPUs")
+    if have_cpu < cpus:
+        raise ClusterError(f"--cpus-per-task {cpus:g} but the Ray cluster has {have_cpu:g} CPUs; "
+                           "ask for fewer")
+    n = int(have_cpu // cpus)
     if gpus > 0:
-        n = min(n, int(res.get("GPU", 0) // gpus))
+        n = min(n, int(have_gpu // gpus))
     return max(1, n)
 
 
