@@ -175,6 +175,10 @@ def run_farm(opts: FarmOptions) -> dict[str, Any]:
             manifest = _load_or_plan(ray, opts, settings, inspect, scan, timer)
             _get(ray, warming)
         source = tasks.SourceInfo(**manifest.source)
+        if job.matrix is None and source.matrix is not None:  # guessed on the worker
+            log.warning("vsvsr farm: the input does not say its colour matrix; assuming %s from "
+                        "its size, as vsvsr upscale does (pass --matrix to choose)",
+                        source.matrix)
         chunk_opts = dataclasses.replace(
             job, matrix=source.matrix,
             threads=job.threads or max(1, round(opts.cpus_per_task)))
