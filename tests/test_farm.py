@@ -226,3 +226,43 @@ def test_resources_the_cluster_lacks_are_refused_instead_of_waiting(scenes_input
         farm(scenes_input, tmp_path / "o.mkv", cli_model, gpus_per_task=0.5)
     with pytest.raises(ClusterError, match="--cpus-per-task 4 but the Ray cluster has 2 CPUs"):
         farm(scenes_input, tmp_path / "o.mkv", cli_model, cpus_per_task=4)
+
+
+@pytest.mark.slow
+def test_a_driver_killed_with_sigkill_resumes_and_the_output_is_identical(cli_model,
+                                                                         tmp_path: Path) -> None:
+    """The real thing: ``vsvsr farm`` in its own process, ``kill -9`` once the manifest records a
+    chunk, then the same job again (here in-process on the module's Ray)."""
+    import signal
+    import sys
+    import time
+
+    from vsvsr.sample import SampleSpec, write_sample
+
+    src = write_sample(tmp_path, 2, spec=SampleSpec(width=512, height=288, frames_per_scene=15),
+                       hr_video=False).lr_video
+    out = tmp_path / "farm.mkv"
+    manifest = tmp_path / "farm.mkv.farm" / "manifest.json"
+    cmd = [sys.executable, "-m", "vsvsr", "farm", str(src), str(out), "--model", str(cli_model),
+           "--scene-detect", "--codec", "ffv1", "--threads", "1", "--chunk-frames", "15",
+           "--num-cpus", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if manifest.is_file() and '"done": true' in manifest.read_text():
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    loaded = Manifest.load(manifest.parent)
+    assert loaded is not None and not out.exists()
+    done = sum(loaded.is_done(r) for r in loaded.chunks)
+    assert 1 <= done < 4
+    report = farm(src, out, cli_model, chunk_frames=15)
+    assert report["chunks_skipped"] == done and report["chunks_run"] == 4 - done
+    ref = tmp_path / "single.mkv"
+    upscale(job(src, ref, cli_model))
+    assert_same_frames(decode(out), decode(ref))
+    assert not (tmp_path / "farm.mkv.farm").exists()

@@ -200,3 +200,22 @@ def test_an_unknown_backend_or_model_fails_before_ray_starts(tmp_path: Path) -> 
     job = UpscaleOptions(input=src, output=tmp_path / "o.mkv", model="no-such-model")
     with pytest.raises(UnknownModelError, match="unknown model"):
         FarmOptions(job=job).settings()
+
+
+def test_the_settings_hash_ignores_options_the_codec_does_not_take(tmp_path: Path) -> None:
+    from vsvsr.cli.upscale import UpscaleOptions
+    from vsvsr.encode.pipe import EncodeSettings
+    from vsvsr.farm.driver import FarmOptions
+    from vsvsr.farm.manifest import settings_hash
+
+    src = tmp_path / "in.mkv"
+    src.write_bytes(b"")
+
+    def digest(**enc) -> str:
+        job = UpscaleOptions(input=src, output=tmp_path / "o.mkv", encode=EncodeSettings(**enc))
+        return settings_hash(FarmOptions(job=job).settings())
+
+    assert digest(codec="ffv1", crf=18, preset="medium") == digest(codec="ffv1", crf=None,
+                                                                    preset=None)
+    assert digest(codec="libx264", crf=18) != digest(codec="libx264", crf=20)
+    assert digest(codec="libx264", preset="slow") != digest(codec="libx264", preset="fast")

@@ -121,6 +121,7 @@ class FarmOptions:
             st = j.input.stat()
         except OSError as exc:
             raise FarmError(f"input {j.input}: {exc.strerror or exc}") from None
+        from vsvsr.encode.pipe import CRF_CODECS, PRESET_CODECS
         from vsvsr.runtime.select import normalize_backend
 
         files = resolve_model(j.model)
@@ -132,7 +133,9 @@ class FarmOptions:
             "model_sha256": files.sha256, "backend": j.backend, "matrix": j.matrix,
             "scene_detect": j.scene_detect, "warmup": j.warmup, "cuts": list(j.cuts),
             "start": j.start, "end": j.end, "chunk_frames": self.chunk_frames,
-            "codec": enc.codec, "crf": enc.crf, "preset": enc.preset, "pix_fmt": enc.pix_fmt,
+            # crf and preset only where the codec takes them (ffv1 ignores both)
+            "codec": enc.codec, "crf": enc.crf if enc.codec in CRF_CODECS else None,
+            "preset": enc.preset if enc.codec in PRESET_CODECS else None, "pix_fmt": enc.pix_fmt,
             "extra_args": list(enc.extra_args), "tag_colors": enc.tag_colors,
         }
 
