@@ -228,6 +228,17 @@ def test_resources_the_cluster_lacks_are_refused_instead_of_waiting(scenes_input
         farm(scenes_input, tmp_path / "o.mkv", cli_model, cpus_per_task=4)
 
 
+def test_chunks_sent_through_ray_equal_the_single_process_run(scenes_input, cli_model,
+                                                              single_run, tmp_path: Path) -> None:
+    """--send-chunks: workers encode into their own temporary folders and send the bytes."""
+    out = tmp_path / "farm.mkv"
+    report = farm(scenes_input, out, cli_model, send_chunks=True, keep_chunks=True)
+    assert report["chunks_run"] == 4
+    assert_same_frames(decode(out), single_run)
+    manifest = Manifest.load(tmp_path / "farm.mkv.farm")
+    assert manifest is not None and all(manifest.is_done(r) for r in manifest.chunks)
+
+
 @pytest.mark.slow
 def test_a_driver_killed_with_sigkill_resumes_and_the_output_is_identical(cli_model,
                                                                          tmp_path: Path) -> None:

@@ -48,6 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     farm.add_argument("--work-dir", type=Path, default=None,
                       help="folder for the manifest and chunks (default OUTPUT.farm beside "
                            "OUTPUT); on a cluster it must be shared by every machine")
+    farm.add_argument("--send-chunks", action="store_true",
+                      help="workers send finished chunks to this machine through Ray instead of "
+                           "writing them into --work-dir (when the workers share no storage with "
+                           "it; the input must still be at the same path on every machine)")
     farm.add_argument("--restart", action="store_true",
                       help="discard an earlier run's manifest and chunks and start over")
     farm.add_argument("--keep-chunks", action="store_true",
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
                        num_gpus=args.num_gpus, cpus_per_task=args.cpus_per_task,
                        gpus_per_task=args.gpus_per_task, retries=args.retries,
                        restart=args.restart, keep_chunks=args.keep_chunks, report=args.report,
+                       send_chunks=args.send_chunks,
                        connect_timeout=args.connect_timeout)
     report = run_farm(opts)
     approx = report["approximate_chunks"]

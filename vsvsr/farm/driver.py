@@ -58,6 +58,8 @@ class FarmOptions:
         restart: discard an earlier run's manifest and chunks (needed when settings changed).
         keep_chunks: keep the work folder after joining.
         report: JSON report path (default ``OUT.farm.json`` beside OUT).
+        send_chunks: workers send finished chunks to the driver through Ray's object store
+            instead of writing them into the work folder (no shared storage for it needed).
         connect_timeout: seconds to wait for ``address`` to answer.
         scan_frames: frames per scene-detection task.
         fault: test hook, see :mod:`vsvsr.farm.tasks` (from ``VSVSR_FARM_FAULT``).
@@ -75,6 +77,7 @@ class FarmOptions:
     restart: bool = False
     keep_chunks: bool = False
     report: Path | None = None
+    send_chunks: bool = False
     connect_timeout: float = 30.0
     scan_frames: int = 2000
     fault: str | None = dataclasses.field(
@@ -304,7 +307,7 @@ def _run_chunks(ray: Any, opts: FarmOptions, manifest: Manifest, chunk_opts: Ups
     pending: dict[Any, ChunkRecord] = {}
     for r in sorted(todo, key=lambda r: r.start - r.end):  # longest first
         job = tasks.ChunkJob(chunk=r.chunk(), opts=chunk_opts, path=manifest.chunk_path(r),
-                             fault=opts.fault)
+                             send=opts.send_chunks, fault=opts.fault)
         pending[chunk_fn.remote(job, board)] = r
     results: dict[int, tasks.ChunkResult] = {}
     snap: dict[str, Any] = {"attempts": {}}
@@ -322,6 +325,9 @@ def _run_chunks(ray: Any, opts: FarmOptions, manifest: Manifest, chunk_opts: Ups
                             f"chunk {record.index} (frames {record.start}-{record.end - 1}) "
                             f"failed {opts.retries + 1} times: its worker died ({exc}). Finished "
                             "chunks are kept; run the same command again to continue") from None
+                    if result.data is not None:  # sent through Ray: the driver writes it
+                        atomic_write_bytes(manifest.chunk_path(record), result.data)
+                        result = dataclasses.replace(result, data=None)
                     results[record.index] = result
                     manifest.mark_done(record.index, host=result.host, seconds=result.seconds)
                     done_frames += result.frames

@@ -15,10 +15,12 @@ frames, once (a marker file in the work folder remembers it), to exercise Ray's 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +58,7 @@ class ChunkJob:
     chunk: Chunk
     opts: UpscaleOptions
     path: Path
+    send: bool = False  #: return the file's bytes (no shared work folder) instead of writing it
     fault: str | None = None  #: the test hook above, forwarded from the driver
 
 
@@ -66,6 +69,8 @@ class ChunkResult:
     seconds: float
     host: str
     pid: int
+    data: bytes | None = None  #: the encoded chunk, when the job asked to send it
+
 
 
 def host() -> str:
@@ -147,18 +152,25 @@ def run_chunk(job: ChunkJob, on_frame: Callable[[int], None] | None = None) -> C
     from vsvsr.cli.upscale import upscale
 
     _check_shared(job.opts.input, "input")
-    _check_shared(job.path.parent, "chunk folder")
     c = job.chunk
-    opts = dataclasses.replace(
-        job.opts, start=c.start, end=c.end, output=job.path, overwrite=True, progress=False,
-        encode=dataclasses.replace(job.opts.encode, audio="none"))
-    hook = _fault_hook(job, on_frame)
-    t0 = time.perf_counter()
-    result = _on_worker(f"chunk {c.index} (frames {c.start}-{c.end - 1})",
-                        lambda: upscale(opts, on_frame=hook))
-    assert result.frames == c.frames
-    return ChunkResult(index=c.index, frames=c.frames, seconds=time.perf_counter() - t0,
-                       host=host(), pid=os.getpid())
+    with contextlib.ExitStack() as stack:
+        if job.send:  # encode into a private folder on this machine, send the bytes back
+            path = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="vsvsr-farm-"))) / job.path.name
+        else:
+            _check_shared(job.path.parent, "chunk folder")
+            path = job.path
+        opts = dataclasses.replace(
+            job.opts, start=c.start, end=c.end, output=path, overwrite=True, progress=False,
+            encode=dataclasses.replace(job.opts.encode, audio="none"))
+        hook = _fault_hook(job, on_frame)
+        t0 = time.perf_counter()
+        result = _on_worker(f"chunk {c.index} (frames {c.start}-{c.end - 1})",
+                            lambda: upscale(opts, on_frame=hook))
+        assert result.frames == c.frames
+        return ChunkResult(index=c.index, frames=c.frames, seconds=time.perf_counter() - t0,
+                           host=host(), pid=os.getpid(),
+                           data=path.read_bytes() if job.send else None)
 
 
 def _fault_hook(job: ChunkJob,
