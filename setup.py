@@ -14,6 +14,7 @@ RUNTIME = [
 ]
 TORCH = ["torch==2.14.1"]
 WEB = ["starlette==1.10.0", "uvicorn==0.54.0"]  # vsvsr serve
+CLUSTER = ["ray==2.60.0"]  # vsvsr farm
 
 setup(
     name="vsvsr",
@@ -35,11 +36,12 @@ setup(
         "tensorrt": ["tensorrt"],
         "scenechange": ["vapoursynth-scenechange"],
         "web": WEB,
-        "dev": TORCH + WEB + ["onnx>=1.16", "pytest>=8", "pytest-timeout", "ruff",
-                              "httpx2==2.16.2",  # starlette's test client
-                              "selenium==4.51.0",  # the browser test (Debian's chromium)
-                              "vapoursynth-scenechange", "matplotlib>=3.8", "pyyaml>=6",
-                              "opencv-python-headless>=4.8"],
+        "cluster": CLUSTER,
+        "dev": TORCH + WEB + CLUSTER + ["onnx>=1.16", "pytest>=8", "pytest-timeout", "ruff",
+                                        "httpx2==2.16.2",  # starlette's test client
+                                        "selenium==4.51.0",  # the browser test (chromium)
+                                        "vapoursynth-scenechange", "matplotlib>=3.8",
+                                        "pyyaml>=6", "opencv-python-headless>=4.8"],
     },
     entry_points={"console_scripts": ["vsvsr=vsvsr.cli.main:main"]},
 )

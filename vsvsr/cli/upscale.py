@@ -23,6 +23,7 @@ from vsvsr.cli._common import CommandError, add_model_arguments, vapoursynth
 from vsvsr.encode.pipe import AudioSource, EncodeResult, EncodeSettings, encode_clip
 from vsvsr.errors import MissingDependencyError
 from vsvsr.models.registry import DEFAULT_MODEL
+from vsvsr.recurrence.reset_points import check_in_range, check_increasing, read_cut_list
 
 if TYPE_CHECKING:
     import vapoursynth as vs
@@ -41,6 +42,8 @@ class UpscaleOptions:
             (only :func:`upscale` needs it; :func:`build_graph` does not).
         model, backend, threads, matrix, scene_detect, warmup, state_dir: passed to
             :func:`vsvsr.recurrent`.
+        cuts: frames where the recurrence restarts (a user's cut list, increasing), on top of
+            the scene changes; ``vsvsr farm`` may start a chunk at any of them.
         start, end: output frame range, ``end`` exclusive (None: to the end).
         encode: codec, quality and audio settings.
         overwrite: replace an existing output.
@@ -56,6 +59,7 @@ class UpscaleOptions:
     scene_detect: bool = False
     warmup: int | None = None
     state_dir: Path | None = None
+    cuts: tuple[int, ...] = ()
     start: int = 0
     end: int | None = None
     encode: EncodeSettings = field(default_factory=EncodeSettings)
@@ -70,6 +74,7 @@ class UpscaleOptions:
                                f"--start ({self.start})")
         if self.threads < 0:
             raise CommandError(f"vsvsr upscale: --threads must be >= 0, got {self.threads}")
+        check_increasing(self.cuts, "--cuts")
 
 
 def open_source(path: Path) -> vs.VideoNode:
@@ -107,11 +112,15 @@ def build_graph(opts: UpscaleOptions) -> tuple[vs.VideoNode, vs.VideoNode]:
     from vsvsr.encode.y4m import to_y4m_clip
 
     src = open_source(opts.input)
+    from vsvsr.vs.scene import mark_scene_changes  # after open_source says if VS is missing
+
     end = src.num_frames if opts.end is None else opts.end
     if opts.start >= src.num_frames or end > src.num_frames:
         raise CommandError(f"vsvsr upscale: {opts.input} has {src.num_frames} frames; the range "
                            f"--start {opts.start} --end {end} is outside it")
+    check_in_range(opts.cuts, src.num_frames, "--cuts")
     matrix = opts.matrix or guess_matrix(src)
+    src = mark_scene_changes(src, opts.cuts)
     out = vsvsr.recurrent(src, opts.model, opts.backend, matrix=matrix,
                           scene_detect=opts.scene_detect, warmup=opts.warmup,
                           state_dir=opts.state_dir, threads=opts.threads)
@@ -120,9 +129,18 @@ def build_graph(opts: UpscaleOptions) -> tuple[vs.VideoNode, vs.VideoNode]:
     return to_y4m_clip(out, matrix="709" if matrix is None else matrix), src
 
 
+def audio_source(opts: UpscaleOptions, fps_num: int, fps_den: int, frames: int) -> AudioSource:
+    """The part of the input's audio that goes with output frames ``[start, start + frames)``."""
+    fps = fps_num / fps_den if fps_den else 0.0
+    return AudioSource(path=opts.input, start=opts.start / fps if fps else 0.0,
+                       duration=frames / fps if fps and
+                       (opts.start or opts.end is not None) else None)
+
+
 def upscale(opts: UpscaleOptions, *,
             on_frame: Callable[[int, int], None] | None = None) -> EncodeResult:
-    """Run the whole job; see the module docstring.
+    """Run the whole job; see the module docstring. ``vsvsr farm`` runs each chunk through
+    here too (a chunk is this job with ``start``/``end`` set and no audio).
 
     ``on_frame(frames_written, total)`` reports progress (see :func:`encode_clip`); an
     exception it raises cancels the job with nothing written (``vsvsr serve`` uses both).
@@ -135,10 +153,7 @@ def upscale(opts: UpscaleOptions, *,
     if opts.output.resolve() == opts.input.resolve():
         raise CommandError("vsvsr upscale: OUTPUT must not be the INPUT file")
     clip, src = build_graph(opts)
-    fps = src.fps_num / src.fps_den if src.fps_den else 0.0
-    audio = AudioSource(path=opts.input, start=opts.start / fps if fps else 0.0,
-                        duration=clip.num_frames / fps if fps and
-                        (opts.start or opts.end is not None) else None)
+    audio = audio_source(opts, src.fps_num, src.fps_den, clip.num_frames)
     log.info("vsvsr upscale: %s (%dx%d, %d frames) -> %s (%dx%d, %d frames)", opts.input,
              src.width, src.height, src.num_frames, opts.output, clip.width, clip.height,
              clip.num_frames)
@@ -178,6 +193,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     vsr.add_argument("--state-dir", type=Path, default=None,
                      help="save the recurrent state at the end, and continue from a saved "
                           "one, so chunks run separately join exactly")
+    vsr.add_argument("--cuts", type=Path, default=None, metavar="FILE",
+                     help="text file of frame numbers (increasing) where the recurrence "
+                          "restarts, as at a scene change")
     vsr.add_argument("--start", type=int, default=0, help="first output frame (default 0)")
     vsr.add_argument("--end", type=int, default=None,
                      help="stop before this frame (exclusive; default: the last frame)")
@@ -194,7 +212,9 @@ def options_from_args(args: argparse.Namespace) -> UpscaleOptions:
     return UpscaleOptions(input=args.input, output=args.output, model=args.model,
                           backend=args.backend, threads=args.threads, matrix=args.matrix,
                           scene_detect=args.scene_detect, warmup=args.warmup,
-                          state_dir=args.state_dir, start=args.start, end=args.end,
+                          state_dir=args.state_dir,
+                          cuts=read_cut_list(args.cuts) if args.cuts else (),
+                          start=args.start, end=args.end,
                           encode=settings, overwrite=args.overwrite,
                           progress=not args.no_progress)
 

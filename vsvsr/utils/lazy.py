@@ -19,6 +19,7 @@ _EXTRAS: dict[str, str] = {
     "cv2": "train",
     "starlette": "web",
     "uvicorn": "web",
+    "ray": "cluster",
 }
 #: Modules whose pip distribution has another name, for the message.
 _DISTRIBUTIONS: dict[str, str] = {"cv2": "opencv-python-headless"}
