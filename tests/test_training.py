@@ -13,10 +13,16 @@ torch = pytest.importorskip("torch")
 from vsvsr.nets.blocks import charbonnier  # noqa: E402
 from vsvsr.nets.rvsr_arch import RVSRConfig  # noqa: E402
 from vsvsr.nets.rvsrf_arch import RVSRFConfig  # noqa: E402
+from vsvsr.nets.rvsrg_arch import RVSRGConfig  # noqa: E402
 from vsvsr.nets.sequence import run_sequence  # noqa: E402
 from vsvsr.nets.sfsr_arch import SFSRConfig  # noqa: E402
 from vsvsr.training.__main__ import build_parser, config_from_args  # noqa: E402
-from vsvsr.training.checkpoint import LAST_NAME, load_checkpoint  # noqa: E402
+from vsvsr.training.checkpoint import (  # noqa: E402
+    LAST_NAME,
+    load_checkpoint,
+    net_from_checkpoint,
+    save_slim_checkpoint,
+)
 from vsvsr.training.clips import StateBank, unroll  # noqa: E402
 from vsvsr.training.config import MotionConfig, TrainConfig  # noqa: E402
 from vsvsr.training.degrade import downscale, make_lr  # noqa: E402
@@ -86,6 +92,9 @@ ARCH_CASES = {
     "rvsrf-pi": {"arch": RVSRFConfig(scale=2, width=8, blocks=1, hidden=4, flow_width=6),
                  "scheme": "pi", "seq_length": 6, "reuse": 2, "iters": 80},
     "sfsr-ri": {"arch": SFSRConfig(scale=2, width=8, blocks=1)},
+    "rvsrg-pi": {"arch": RVSRGConfig(scale=2, width=8, blocks=1, hidden=4, flow_width=4,
+                                     gate_width=4, refine_width=4),
+                 "scheme": "pi", "seq_length": 6, "reuse": 2, "iters": 60},
 }
 
 
@@ -308,3 +317,93 @@ def test_state_bank_slots_mix_sequences_and_refresh_the_oldest(photos: list[torc
     with torch.no_grad():
         b2 = twin.draw(net)
     assert torch.equal(a.lr, b2.lr) and torch.equal(a.state0, b2.state0)
+
+
+def test_bf16_training_runs_and_its_loss_falls(tmp_path: Path, photos: list[torch.Tensor]) -> None:
+    """bf16 autocast + channels_last: the first loss matches fp32's and training still learns."""
+    from vsvsr.utils.cpu_features import describe_bf16, has_native_bf16
+
+    if not has_native_bf16():
+        pytest.skip(f"this CPU has {describe_bf16()}: bf16 would only be emulated")
+    cfg = tiny_config(tmp_path / "bf16", precision="bf16", iters=40)
+    bf16 = Trainer(cfg, photos=photos)
+    fp32 = Trainer(replace(cfg, precision="fp32", out_dir=str(tmp_path / "fp32")), photos=photos)
+    assert bf16.precision == "bf16" and fp32.precision == "fp32"
+    first_bf16, first_fp32 = bf16.step().loss, fp32.step().loss
+    assert abs(first_bf16 - first_fp32) <= 0.02 * first_fp32  # same batch, same weights
+    losses = [bf16.step().loss for _ in range(38)]
+    assert sum(losses[-8:]) / 8 < 0.9 * first_bf16, (first_bf16, losses[-8:])
+    assert next(bf16.net.parameters()).dtype == torch.float32  # master weights stay fp32
+
+
+def test_ema_is_what_evaluation_loads(tmp_path: Path, photos: list[torch.Tensor]) -> None:
+    trainer = Trainer(tiny_config(tmp_path, iters=6, ema_decay=0.9), photos=photos)
+    trainer.fit(progress_bar=False)
+    state = load_checkpoint(tmp_path / LAST_NAME)
+    assert state.ema is not None and state.weights() is state.ema
+    assert not torch.equal(state.ema["head.weight"], state.model["head.weight"])
+    net, _ = net_from_checkpoint(tmp_path / LAST_NAME)
+    assert torch.equal(net.state_dict()["head.weight"], state.ema["head.weight"])
+
+
+def test_a_committed_slim_checkpoint_continues_the_run(tmp_path: Path,
+                                                       photos: list[torch.Tensor]) -> None:
+    """What a session commits (no state bank) resumes at the same step with the same weights,
+    optimizer and EMA; RI runs then continue exactly as an uninterrupted run."""
+    kw = {"iters": 6, "ema_decay": 0.9}
+    straight = Trainer(tiny_config(tmp_path / "a", **kw), photos=photos)
+    straight.fit(progress_bar=False)
+    first = Trainer(tiny_config(tmp_path / "b", **kw), photos=photos)
+    first.fit(max_steps=3, progress_bar=False)
+    slim = save_slim_checkpoint(tmp_path / "b" / LAST_NAME, tmp_path / "committed.pt")
+    cfg = tiny_config(tmp_path / "c", continue_from=str(slim), **kw)
+    second = start_or_resume(cfg, resume=True, photos=photos)
+    assert second.iteration == 3
+    for (name, a), b in zip(first.net.state_dict().items(), second.net.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
+    second.fit(progress_bar=False)
+    assert second.iteration == 6
+    for (name, a), b in zip(straight.net.state_dict().items(), second.net.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
+    assert torch.equal(straight.ema["head.weight"], second.ema["head.weight"])
+
+
+def test_a_slim_pi_checkpoint_drops_the_bank_and_refills_it(tmp_path: Path,
+                                                            photos: list[torch.Tensor]) -> None:
+    pi = {"scheme": "pi", "seq_length": 5, "reuse": 2, "iters": 5}
+    first = Trainer(tiny_config(tmp_path / "b", **pi), photos=photos)
+    first.fit(max_steps=3, progress_bar=False)
+    full = (tmp_path / "b" / LAST_NAME).stat().st_size
+    slim = save_slim_checkpoint(tmp_path / "b" / LAST_NAME, tmp_path / "slim.pt")
+    assert slim.stat().st_size < full
+    assert load_checkpoint(slim).sampler.get("lr") is None
+    second = start_or_resume(tiny_config(tmp_path / "c", continue_from=str(slim), **pi),
+                             resume=True, photos=photos)
+    assert second.iteration == 3
+    result = second.fit(progress_bar=False)
+    assert result.iterations == 5 and second.clips.lr is not None  # the bank was refilled
+
+
+def test_flow_pretraining_reduces_the_end_point_error() -> None:
+    from vsvsr.nets.rvsrg_arch import PyramidFlow
+    from vsvsr.training.flow_pretrain import (
+        FlowPretrainConfig,
+        FlowPretrainer,
+        evaluate_epe,
+        translate_pairs,
+    )
+
+    torch.manual_seed(0)
+    imgs = synthetic_photos(3, 160, seed=4)
+    held = [translate_pairs(imgs, scale=2, crop=24, count=8,
+                            generator=torch.Generator().manual_seed(9))]
+    net = PyramidFlow(8)
+    before = evaluate_epe(net, held)
+    trainer = FlowPretrainer(net, FlowPretrainConfig(scale=2, crop=24, batch=8, iters=120,
+                                                     lr=3e-3, precision="fp32"),
+                             photos=imgs, video_sampler=None)
+    trainer.fit()
+    after = evaluate_epe(net, held)
+    assert after < 0.8 * before, (before, after)

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from vsvsr.nets.arch_registry import build_net  # noqa: E402
 from vsvsr.nets.rvsr_arch import RVSRConfig  # noqa: E402
 from vsvsr.nets.rvsrf_arch import RVSRFConfig  # noqa: E402
+from vsvsr.nets.rvsrg_arch import GATE_BIAS, RVSRGConfig  # noqa: E402
 from vsvsr.nets.sfsr_arch import SFSRConfig  # noqa: E402
 from vsvsr.training.checkpoint import LAST_NAME  # noqa: E402
 from vsvsr.training.config import TrainConfig  # noqa: E402
@@ -55,6 +56,30 @@ def test_warm_started_recurrent_net_reproduces_the_control(arch: str) -> None:
         b = BORDER * SCALE
         torch.testing.assert_close(got[..., b:-b, b:-b], want[..., b:-b, b:-b], atol=1e-5, rtol=0)
         assert (got - want).abs().max() < 0.5  # the border differs a little, not wildly
+
+
+def test_warm_started_gated_net_starts_as_the_control() -> None:
+    """rvsrg from the control: exactly the control right after a reset (the gate is forced
+    shut, every input from the past has zero weight); afterwards the nearly shut gate
+    (sigmoid(-4)) lets at most 2 % of the aligned past through."""
+    src = _trained_like_control()
+    cfg = RVSRGConfig(scale=SCALE, width=WIDTH, blocks=BLOCKS, hidden=4, flow_width=4,
+                      gate_width=4, refine_width=4)
+    net = build_net("rvsrg", cfg).eval()
+    transfer_single_frame(net, "rvsrg", "sfsr", src.config, src.state_dict())
+    g = torch.Generator().manual_seed(1)
+    lr, lr_prev = torch.rand(2, 1, 3, 20, 24, generator=g)
+    state = torch.rand(1, cfg.state_channels, 20, 24, generator=g)  # a busy past
+    with torch.no_grad():
+        want, _ = src(lr, lr_prev, src.initial_state(lr), torch.zeros(1, 1, 1, 1))
+        at_reset, _ = net(lr, lr, state, torch.zeros(1, 1, 1, 1))
+        later, _ = net(lr, lr_prev, state, torch.full((1, 1, 1, 1), 7.0))
+    assert want.abs().max() > 0.5  # the control's residual is not zero: a real comparison
+    torch.testing.assert_close(at_reset, want, atol=1e-5, rtol=0)
+    gate = torch.sigmoid(torch.tensor(GATE_BIAS))
+    past = torch.nn.functional.pixel_shuffle(state[:, 4:], SCALE)
+    bound = float(gate * (past - want).abs().max()) + 1e-5
+    assert 0 < float((later - want).abs().max()) <= bound
 
 
 def test_warm_start_refuses_mismatched_nets() -> None:

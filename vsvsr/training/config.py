@@ -120,6 +120,12 @@ class TrainConfig:
     #: width and depth for a recurrent net (a warm start, training/warm_start.py). Only the
     #: weights: optimiser and schedule start anew.
     init_from: str | None = None
+    #: pre-trained flow weights (``scripts/pretrain_flow.py``) for the net's flow module,
+    #: loaded after ``init_from``
+    flow_from: str | None = None
+    #: learning-rate factor of the weights a warm start copied from the control (the trunk
+    #: is trained, the new parts are not: they learn at the full rate)
+    warm_lr_scale: float = 1.0
     #: a committed slim checkpoint of *this* run (``vsvsr train --slim``): continued when
     #: ``out_dir`` holds no checkpoint yet, so each session adds to the same run
     continue_from: str | None = None
@@ -173,6 +179,9 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig: precision must be one of {PRECISIONS}, got "
                              f"{self.precision!r}")
+        if not 0.0 < self.warm_lr_scale <= 1.0:
+            raise ValueError(f"TrainConfig: warm_lr_scale must be in (0, 1], got "
+                             f"{self.warm_lr_scale}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"TrainConfig: ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.warmup_iters < 0:

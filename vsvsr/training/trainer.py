@@ -98,7 +98,7 @@ class Trainer:
         self.precision = resolve_precision(config.precision)
         self.net.to(memory_format=memory_format(self.precision))
         log.info("training precision: %s", self.precision)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.Adam(self._param_groups(), lr=config.lr)
         self.sampler = make_sampler(config, photos)
         self.clips: FreshClips | StateBank = (
             StateBank(self.sampler, clip_length=config.clip_length, reuse=config.reuse,
@@ -128,6 +128,11 @@ class Trainer:
                 self.net.load_state_dict(init.model)
             log.info("initialized from %s (%s, iteration %d)", config.init_from,
                      init.config.arch_name, init.iteration)
+        if state is None and config.flow_from:
+            from vsvsr.training.flow_pretrain import load_flow_weights
+
+            info = load_flow_weights(self.net, config.flow_from)
+            log.info("flow weights from %s (%s)", config.flow_from, info.get("epe_after"))
         if state is not None:
             self.net.load_state_dict(state.model)
             self.optimizer.load_state_dict(state.optimizer)
@@ -139,6 +144,18 @@ class Trainer:
             self.ema = state.ema
             log.info("resumed at iteration %d (%.1f min trained)", self.iteration,
                      self.elapsed / 60)
+
+    def _param_groups(self) -> list[dict]:
+        """One group, or two on a warm start: the weights copied from the single-frame control
+        (trunk: head, body, to_residual) at ``warm_lr_scale`` of the rate, the rest at full."""
+        c = self.config
+        if c.warm_lr_scale == 1.0:
+            return [{"params": list(self.net.parameters()), "scale": 1.0}]
+        copied = ("head.", "body.", "to_residual.")
+        named = list(self.net.named_parameters())
+        return [{"params": [p for n, p in named if n.startswith(copied)],
+                 "scale": c.warm_lr_scale},
+                {"params": [p for n, p in named if not n.startswith(copied)], "scale": 1.0}]
 
     @classmethod
     def resume(cls, path: str | Path, *, photos: Sequence[torch.Tensor] | None = None,
@@ -181,7 +198,7 @@ class Trainer:
         t0 = time.monotonic()
         lr_rate = self.learning_rate()
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_rate
+            group["lr"] = lr_rate * group.get("scale", 1.0)
         self.net.train()
         with autocast(self.precision):
             clip = self.clips.draw(self.net)
