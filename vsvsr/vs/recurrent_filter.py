@@ -110,13 +110,15 @@ def recurrent(
     cache_frames: int | None = None,
     max_cursors: int = 4,
     threads: int = 0,
+    precision: str = "auto",
 ) -> vs.VideoNode:
     """Super-resolve ``clip`` with a recurrent model; exact under any request order.
 
     Args:
         clip: constant-format YUV (8-16 bit, 4:2:0/4:2:2/4:4:4) or RGB (8/16-bit, half, float).
         model: a built-in name (``rvsr-x2``, ``rvsr-x4``) or a ``.onnx``/``.pth`` model file.
-        backend: ``auto`` or one of ``tensorrt``, ``ort-cuda``, ``torch-cuda``, ``ort``, ``torch``.
+        backend: ``auto`` or one of ``tensorrt``, ``ort-cuda``, ``torch-cuda``, ``openvino``,
+            ``ort``, ``torch``.
         matrix: YUV matrix when the clip has no ``_Matrix`` (e.g. ``"709"``).
         output_format: ``None`` for the input's format family, or ``"RGBS"``/``"RGBH"``.
         scene_detect: also reset the recurrence where the built-in detector sees a cut
@@ -131,12 +133,15 @@ def recurrent(
             (default ``max(16, 2 * core.num_threads)``).
         max_cursors: independent positions kept (several help when the node is used twice).
         threads: inference threads for CPU backends (0: all cores).
+        precision: OpenVINO's inference precision: ``auto`` (bf16 where the CPU has AMX-BF16 or
+            AVX512-BF16, else f32), ``bf16`` or ``f32``; the other backends run their own.
     """
     info = formats.inspect_clip(clip, FUNC, matrix)
     out_fmt = formats.check_output_format(output_format, FUNC)
     if warmup is not None and (not isinstance(warmup, int) or warmup < 0):
         raise ClipFormatError(f"{FUNC}: warmup must be a non-negative number of frames or None")
-    engine = open_engine(model, backend, threads=threads, size=(info.width, info.height))
+    engine = open_engine(model, backend, threads=threads, size=(info.width, info.height),
+                         precision=precision)
     try:
         stepper = RecurrentStepper(engine)
         _check_size(engine, info)
