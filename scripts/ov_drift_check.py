@@ -7,7 +7,7 @@ Y-PSNR and the largest per-frame |bf16 - f32| Y-PSNR difference (the target: <= 
 frame). Writes ``--out`` (JSON with every per-frame value) and prints a Markdown table.
 
     python scripts/ov_drift_check.py --source ../shared/data/real/realbasicvsr_demo_000 \
-        --out docs/openvino/drift.json
+        --real --threads 2 --out docs/openvino/drift.json
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vsvsr.evaluation.data import LONG_KINDS, long_eval_sequence  # noqa: E402
+from vsvsr.evaluation.data import (  # noqa: E402
+    LONG_KINDS,
+    folder_sequence,
+    long_eval_sequence,
+    real_clip_folders,
+)
 from vsvsr.evaluation.models import open_upscaler  # noqa: E402
 from vsvsr.evaluation.report import evaluate_sequence  # noqa: E402
 from vsvsr.training.sequences import find_images, load_photo  # noqa: E402
@@ -41,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--presize", type=int, default=1)
     p.add_argument("--kinds", nargs="+", default=list(LONG_KINDS))
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--real", action="store_true",
+                   help="also the real evaluation clips (vsvsr eval's default sequences)")
     args = p.parse_args(argv)
     w, h = (int(v) for v in args.size.split("x"))
     photos = find_images([args.source])
@@ -55,10 +62,16 @@ def main(argv: list[str] | None = None) -> int:
             up = open_upscaler(model, backend=backend, threads=args.threads, precision=precision)
             up.label = f"{backend}-{precision}"
             ups.append(up)
-        for k, kind in enumerate(args.kinds):
-            image = load_photo(photos[k % len(photos)], args.presize).permute(1, 2, 0).numpy()
-            seq = long_eval_sequence(image, kind, args.frames, (w, h), ups[0].scale, seed=k,
-                                     source=str(photos[k % len(photos)]))
+        seqs = [(kind, k) for k, kind in enumerate(args.kinds)]
+        if args.real:
+            seqs += [(f"real:{f.name}", f) for f in real_clip_folders()]
+        for kind, k in seqs:
+            if isinstance(k, Path):
+                seq = folder_sequence(k, ups[0].scale)
+            else:
+                image = load_photo(photos[k % len(photos)], args.presize).permute(1, 2, 0).numpy()
+                seq = long_eval_sequence(image, kind, args.frames, (w, h), ups[0].scale, seed=k,
+                                         source=str(photos[k % len(photos)]))
             res = evaluate_sequence(ups, seq, with_tof=False)
             f32, bf16, ort = (np.array(r.y_psnr) for r in res.runs)
             d = bf16 - f32

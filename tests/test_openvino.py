@@ -278,6 +278,13 @@ def test_a_node_openvino_cannot_convert_is_named_with_the_backend_that_can(tmp_p
         OpenVinoEngine(path)
 
 
+def test_unconverted_ops_are_read_from_openvinos_message_without_onnx() -> None:
+    msg = ("Model wasn't fully converted.\nSummary:\n-- No conversion rule found for "
+           "operations: com.example.A, B\nFailed operations detailed log:\n-- C with a "
+           "message:\nboom")
+    assert ovb.unconverted_nodes(b"not onnx", msg) == ["com.example.A", "B", "C"]
+
+
 def test_missing_corrupt_and_unlabelled_files(tmp_path) -> None:
     with pytest.raises(ModelFileError, match="does not exist"):
         OpenVinoEngine(tmp_path / "nope.onnx")
@@ -285,6 +292,15 @@ def test_missing_corrupt_and_unlabelled_files(tmp_path) -> None:
     bad.write_bytes(b"not a model at all")
     with pytest.raises(ModelFileError, match="OpenVINO cannot read this model"):
         OpenVinoEngine(bad)
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 8, 8]) for n in ("lr", "sr")]
+    graph = helper.make_graph([helper.make_node("Identity", ["lr"], ["sr"])], "g", io[:1], io[1:])
+    plain = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), plain)
+    with pytest.raises(ModelFileError, match="no 'vsvsr.descriptor' metadata"):
+        OpenVinoEngine(plain)
 
 
 def test_recurrent_model_on_several_streams_is_refused(random_model) -> None:

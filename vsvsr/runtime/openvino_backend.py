@@ -348,7 +348,10 @@ class OpenVinoEngine(Engine):
         """The CPU plugin properties this engine compiles with."""
         s = self.settings
         cfg: dict[str, Any] = {"INFERENCE_PRECISION_HINT": self.precision,
-                               "NUM_STREAMS": s.streams}
+                               "NUM_STREAMS": s.streams,
+                               # VapourSynth's own threads share the cores: threads pinned to
+                               # a core cannot move off a busy one (as ORT's no-spinning)
+                               "ENABLE_CPU_PINNING": False}
         if s.threads:
             cfg["INFERENCE_NUM_THREADS"] = s.threads
         if s.use_cache:
