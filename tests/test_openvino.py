@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import threading
 
@@ -338,3 +340,22 @@ def test_overfit_filter_on_openvino_matches_onnx_runtime_within_the_bf16_bound(t
     with pytest.raises(BackendUnavailableError, match="openvino' only"):
         vsvsr.overfit(clip, pack, "ort", precision="bf16")
     assert vs.core.num_threads >= 1
+
+
+def test_both_filters_on_openvino_never_import_torch(random_model, tmp_path) -> None:
+    from _overfit_fixtures import make_pack
+
+    pack = make_pack(tmp_path / "p.vsvsr", frames=3, lr_size=(16, 16), models=2)
+    code = f"""
+import sys
+sys.path.insert(0, {str(synth.__file__.rsplit('/', 1)[0])!r})
+import synth, vsvsr
+clip = synth.array_clip(synth.make_frames(3, 16, 16))
+vsvsr.recurrent(clip, {str(random_model)!r}, "openvino").get_frame(2)
+vsvsr.overfit(clip, {str(pack)!r}, "openvino").get_frame(2)
+print('torch' in sys.modules, 'openvino' in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "VSVSR_CACHE_DIR": str(tmp_path / "c")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["False", "True"]
