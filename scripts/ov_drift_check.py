@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--size", default="256x144", help="HR frame size WxH")
     p.add_argument("--presize", type=int, default=1)
-    p.add_argument("--kinds", nargs="+", default=list(LONG_KINDS))
+    p.add_argument("--kinds", nargs="*", default=list(LONG_KINDS))
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--real", action="store_true",
                    help="also the real evaluation clips (vsvsr eval's default sequences)")

@@ -144,6 +144,19 @@ def test_vspipe_on_openvino_equals_the_sequential_openvino_run(random_model, fra
     assert len(got) == NUM and not bad, f"frames {bad[:5]} differ"
 
 
+def test_two_chunks_with_state_dir_continue_exactly_on_openvino(random_model, frames, tmp_path,
+                                                                cache) -> None:
+    args = {"model": random_model, "backend": "openvino", "num": NUM, "height": H, "width": W,
+            "cuts": CUT, "scene_props": CUT, "state_dir": tmp_path / "states", "log": 1}
+    first, _ = vspipe_rgbs({**args, "trim": "0:8"}, threads=4, shape=(2 * H, 2 * W))
+    second, err = vspipe_rgbs({**args, "trim": f"8:{NUM}"}, threads=4, shape=(2 * H, 2 * W))
+    assert "continuing from the saved state after frame 7" in err
+    want = ov_reference(random_model, frames, {CUT}, size=(W, H))
+    bad = [n for n, (g, w) in enumerate(zip(first + second, want, strict=True))
+           if not np.array_equal(g, w)]
+    assert not bad, f"frames {bad[:5]} differ"
+
+
 def test_state_is_kept_in_place_ping_pong(random_model, frames, cache) -> None:
     engine = OpenVinoEngine(random_model, size=(W, H), settings=OvSettings(threads=1))
     state = engine.new_state(H, W)
