@@ -7,7 +7,9 @@ Y-PSNR and the largest per-frame |bf16 - f32| Y-PSNR difference (the target: <= 
 frame). Writes ``--out`` (JSON with every per-frame value) and prints a Markdown table.
 
     python scripts/ov_drift_check.py --source ../shared/data/real/realbasicvsr_demo_000 \
-        --real --threads 2 --out docs/openvino/drift.json
+        --threads 2 --out docs/openvino/drift.json
+    python scripts/ov_drift_check.py --source ../shared/data/real/realbasicvsr_demo_000 \
+        --threads 2 --real --kinds --out docs/openvino/drift-real.json   # the real clips
 """
 
 from __future__ import annotations
