@@ -151,7 +151,8 @@ class RecurrentUpscaler(Upscaler):
     def describe(self) -> dict[str, Any]:
         d = self.engine.descriptor
         return {**super().describe(), "model": d.name, "arch": d.arch,
-                "model_sha256": self.engine.model_sha256}
+                "model_sha256": self.engine.model_sha256,
+                "precision": getattr(self.engine, "precision", None)}  # OpenVINO's bf16/f32
 
     def close(self) -> None:
         self.engine.close()
