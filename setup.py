@@ -8,6 +8,7 @@ RUNTIME = [
     "vapoursynth-bestsource",  # the source filter the CLI and examples use
     "imageio-ffmpeg>=0.5",  # ships an ffmpeg binary (libx264/libx265/ffv1), found at run time
     "onnxruntime>=1.18",  # the CPU backend every machine has
+    "openvino>=2026.4",  # the fast CPU backend (bf16 on AMX/AVX512-BF16), auto's CPU pick
     "pillow>=10",
     "tqdm>=4.66",
     "scikit-image>=0.22",  # ships the photographs the built-in sample clip is made from

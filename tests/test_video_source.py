@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch")
 from vsvsr.encode.ffmpeg import FfmpegError, find_ffmpeg  # noqa: E402
 from vsvsr.training.config import MotionConfig, TemporalConfig  # noqa: E402
 from vsvsr.training.degrade import downscale, make_lr  # noqa: E402
-from vsvsr.training.video_cache import CachedSequence, cached_sequence, find_cuts  # noqa: E402
 from vsvsr.training.sequences import SequenceSampler, synthetic_photos  # noqa: E402
+from vsvsr.training.video_cache import CachedSequence, cached_sequence, find_cuts  # noqa: E402
 from vsvsr.training.video_source import (  # noqa: E402
     MixedSampler,
     VideoClipSampler,

@@ -24,7 +24,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"built-in model name or .onnx/.pth file (default {DEFAULT_MODEL})")
     p.add_argument("--backend", default="auto",
-                   help="auto, tensorrt, ort-cuda, torch-cuda, ort or torch (default auto)")
+                   help="auto, tensorrt, ort-cuda, torch-cuda, openvino, ort or torch "
+                        "(default auto)")
     p.add_argument("--threads", type=int, default=0,
                    help="inference threads for CPU backends (default 0: all cores)")
 

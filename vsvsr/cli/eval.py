@@ -52,8 +52,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scale", type=positive_int, default=None,
                    help="SR factor (default: the first model's); every model must have it")
     g.add_argument("--backend", default="auto",
-                   help="backend for model names and files: auto, ort, torch, ort-cuda, "
-                        "torch-cuda (default auto); checkpoints run on PyTorch")
+                   help="backend for model names and files: auto, openvino, ort, torch, "
+                        "ort-cuda, torch-cuda (default auto); checkpoints run on PyTorch")
+    g.add_argument("--precision", default="auto", choices=("auto", "bf16", "f32"),
+                   help="OpenVINO's inference precision (default auto: bf16 where the CPU has "
+                        "AMX-BF16 or AVX512-BF16)")
     g.add_argument("--threads", type=int, default=0,
                    help="inference threads for CPU backends (default 0: all cores)")
     d = p.add_argument_group("ground truth (repeatable; default: the real clips in "
@@ -103,14 +106,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--no-tof", action="store_true", help="skip tOF (the slowest metric)")
 
 
-def _open_models(specs: list[str], scale: int | None, backend: str, threads: int) -> list[Any]:
+def _open_models(specs: list[str], scale: int | None, backend: str, threads: int,
+                 precision: str = "auto") -> list[Any]:
     """Open every model; the first real model fixes the scale when --scale is absent."""
     from vsvsr.evaluation.models import BICUBIC, open_upscaler
 
     opened: list[Any] = []
     try:
         for spec in [s for s in specs if s != BICUBIC]:
-            up = open_upscaler(spec, scale=scale, backend=backend, threads=threads)
+            up = open_upscaler(spec, scale=scale, backend=backend, threads=threads,
+                               precision=precision)
             opened.append(up)
             scale = up.scale
         if BICUBIC in specs:
@@ -195,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     specs = list(dict.fromkeys(args.model or [DEFAULT_MODEL, BICUBIC]))
     if args.threads > 0:
         lazy_import("torch", "vsvsr eval").set_num_threads(args.threads)
-    models = _open_models(specs, args.scale, args.backend, args.threads)
+    models = _open_models(specs, args.scale, args.backend, args.threads, args.precision)
     try:
         scale = models[0].scale
         seqs = _sequences(args, scale)

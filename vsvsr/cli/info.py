@@ -1,8 +1,9 @@
 """``vsvsr info``: what this install can run, and why not where it cannot.
 
 Lists every backend with its availability and reason, the backend ``auto`` picks for the
-default model, and the versions of vsvsr, Python, VapourSynth, onnxruntime, PyTorch and
-bestsource, and the ffmpeg binary in use. Missing packages are reported, never fatal.
+default model (with OpenVINO: the precision it runs and why; without: why not), and the
+versions of vsvsr, Python, VapourSynth, onnxruntime, OpenVINO, PyTorch and bestsource, and the
+ffmpeg binary in use. Missing packages are reported, never fatal.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def collect(model: str = DEFAULT_MODEL) -> dict[str, Any]:
         "platform": platform.platform(),
         "vapoursynth": _vapoursynth(),
         "onnxruntime": _version("onnxruntime", "onnxruntime", "onnxruntime-gpu"),
+        "openvino": _version("openvino"),
         "torch": _version("torch"),
     }
     if report["onnxruntime"]:
@@ -88,9 +90,25 @@ def collect(model: str = DEFAULT_MODEL) -> dict[str, Any]:
         from vsvsr.models.registry import resolve_model
 
         report["auto"] = {"model": model, "backend": pick_backend("auto", resolve_model(model))}
+        report["auto"].update(_openvino_note(report["auto"]["backend"], report["backends"]))
     except VsvsrError as exc:
         report["auto"] = {"model": model, "backend": None, "detail": str(exc)}
     return report
+
+
+def _openvino_note(picked: str, backends: list[dict[str, Any]]) -> dict[str, str]:
+    """The precision OpenVINO runs and why, or why ``auto`` passed over it."""
+    from vsvsr.runtime.select import BACKENDS
+
+    ov = next(b for b in backends if b["name"] == "openvino")
+    if picked == "openvino":
+        from vsvsr.runtime.openvino_backend import choose_precision
+
+        choice = choose_precision("auto")
+        return {"precision": choice.precision, "why": choice.reason}
+    if BACKENDS.index(picked) > BACKENDS.index("openvino") and not ov["available"]:
+        return {"why": f"openvino not used: {ov['detail']}"}
+    return {}
 
 
 def format_report(r: dict[str, Any]) -> str:
@@ -107,6 +125,7 @@ def format_report(r: dict[str, Any]) -> str:
                      f"({', '.join(r.get('onnxruntime_providers', []))})")
     else:
         lines.append("onnxruntime  not installed: pip install onnxruntime")
+    lines.append(f"openvino     {r['openvino'] or 'not installed: pip install openvino'}")
     torch = r["torch"] or "not installed (optional: pip install 'vsvsr[train]')"
     lines.append(f"torch        {torch}")
     ff = r["ffmpeg"]
@@ -119,7 +138,12 @@ def format_report(r: dict[str, Any]) -> str:
     auto = r["auto"]
     lines.append("")
     if auto["backend"]:
-        lines.append(f"auto picks {auto['backend']} for {auto['model']}")
+        line = f"auto picks {auto['backend']} for {auto['model']}"
+        if auto.get("precision"):
+            line += f", in {auto['precision']} ({auto['why']})"
+        elif auto.get("why"):
+            line += f" ({auto['why']})"
+        lines.append(line)
     else:
         lines.append(f"auto has no backend for {auto['model']}: {auto['detail']}")
     return "\n".join(lines)

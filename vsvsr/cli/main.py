@@ -16,8 +16,21 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 
 from vsvsr import __version__
-from vsvsr.cli import (bench, build, compare, demo, doctor, export, farm, info, models, overfit,
-                       serve, train, upscale)
+from vsvsr.cli import (
+    bench,
+    build,
+    compare,
+    demo,
+    doctor,
+    export,
+    farm,
+    info,
+    models,
+    overfit,
+    serve,
+    train,
+    upscale,
+)
 from vsvsr.cli import eval as eval_cmd
 from vsvsr.cli._common import configure_logging, is_vapoursynth_error
 from vsvsr.errors import VsvsrError

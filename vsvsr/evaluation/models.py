@@ -151,7 +151,8 @@ class RecurrentUpscaler(Upscaler):
     def describe(self) -> dict[str, Any]:
         d = self.engine.descriptor
         return {**super().describe(), "model": d.name, "arch": d.arch,
-                "model_sha256": self.engine.model_sha256}
+                "model_sha256": self.engine.model_sha256,
+                "precision": getattr(self.engine, "precision", None)}  # OpenVINO's bf16/f32
 
     def close(self) -> None:
         self.engine.close()
@@ -184,7 +185,7 @@ def is_checkpoint_spec(spec: str) -> bool:
 
 
 def open_upscaler(spec: str, *, scale: int | None = None, backend: str = "auto",
-                  threads: int = 0) -> Upscaler:
+                  threads: int = 0, precision: str = "auto") -> Upscaler:
     """Resolve one ``--model`` value.
 
     Args:
@@ -192,6 +193,7 @@ def open_upscaler(spec: str, *, scale: int | None = None, backend: str = "auto",
             :func:`vsvsr.runtime.select.open_engine` on ``backend``); or a training checkpoint
             ``.pt`` (run with PyTorch: on CUDA when ``backend`` is ``torch-cuda``).
         scale: needed for bicubic; for a model, the scale it must have.
+        precision: OpenVINO's inference precision (``auto``, ``bf16``, ``f32``).
 
     Raises:
         UnknownModelError: a name that is neither built in nor a file.
@@ -211,7 +213,7 @@ def open_upscaler(spec: str, *, scale: int | None = None, backend: str = "auto",
     else:
         from vsvsr.runtime.select import open_engine
 
-        engine = open_engine(spec, backend, threads=threads)
+        engine = open_engine(spec, backend, threads=threads, precision=precision)
     try:
         up = RecurrentUpscaler(engine, spec)
         if scale is not None and up.scale != scale:

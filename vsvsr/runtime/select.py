@@ -1,7 +1,8 @@
 """Backend discovery and ``backend="auto"``: the best available engine for a model.
 
 Order for ``auto``: TensorRT (when an engine for this model, size and GPU exists, see
-``vsvsr build``), ONNX Runtime on CUDA, PyTorch on CUDA, ONNX Runtime on the CPU. Probing CUDA
+``vsvsr build``), ONNX Runtime on CUDA, PyTorch on CUDA, OpenVINO on the CPU (bf16 where the
+CPU has it; 3-7x ONNX Runtime's fp32 there, docs/openvino.md), ONNX Runtime on the CPU. Probing CUDA
 never imports torch on a machine without a CUDA driver, so the CPU filter path stays free of
 PyTorch.
 """
@@ -21,9 +22,9 @@ from vsvsr.runtime.engine import Engine
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("tensorrt", "ort-cuda", "torch-cuda", "ort", "torch")
+BACKENDS = ("tensorrt", "ort-cuda", "torch-cuda", "openvino", "ort", "torch")
 ALIASES = {"ort-cpu": "ort", "onnxruntime": "ort", "torch-cpu": "torch", "pytorch": "torch",
-           "trt": "tensorrt", "cuda": "torch-cuda"}
+           "trt": "tensorrt", "cuda": "torch-cuda", "ov": "openvino", "openvino-cpu": "openvino"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def backend_status() -> tuple[BackendStatus, ...]:
     else:
         out.append(BackendStatus("ort-cuda", False, "onnxruntime is not installed"))
         out.append(BackendStatus("ort", False, "onnxruntime is not installed"))
+    out.append(_openvino_status())
     if not _has("torch"):
         out.append(BackendStatus("torch-cuda", False, "torch is not installed (pip install 'vsvsr[train]')"))
         out.append(BackendStatus("torch", False, "torch is not installed (pip install 'vsvsr[train]')"))
@@ -94,6 +96,23 @@ def _tensorrt_status() -> BackendStatus:
         return BackendStatus("tensorrt", False, "no NVIDIA GPU / CUDA driver visible")
     return BackendStatus("tensorrt", True, f"{gpu.name}, sm{gpu.compute_capability}; engines "
                          "from 'vsvsr build'")
+
+
+def _openvino_status() -> BackendStatus:
+    if not _has("openvino"):
+        return BackendStatus("openvino", False, "the 'openvino' package is not installed "
+                             "(pip install openvino)")
+    try:
+        from vsvsr.runtime.openvino_backend import choose_precision, openvino_version
+
+        choice = choose_precision("auto")
+        return BackendStatus("openvino", True, f"OpenVINO {openvino_version()} CPU, "
+                             f"{choice.precision} ({choice.reason})")
+    except Exception as exc:  # a broken install: report it, let auto pass over it
+        cause = exc.__cause__ or exc
+        why = " ".join(str(cause).split())[:300]
+        return BackendStatus("openvino", False, f"OpenVINO is installed but does not load "
+                             f"({why}); reinstall it: pip install --force-reinstall openvino")
 
 
 def normalize_backend(name: str) -> str:
@@ -135,16 +154,30 @@ def _open_tensorrt(files: ModelFiles, size: tuple[int, int] | None) -> Engine:
     return open_tensorrt_engine(files, read_onnx_descriptor(files.onnx), size)
 
 
+def check_precision(precision: str, backend: str) -> None:
+    """``precision`` is ``auto``, ``bf16`` or ``f32``; only OpenVINO runs bf16."""
+    from vsvsr.runtime.openvino_backend import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise BackendUnavailableError(f"unknown precision {precision!r}; choose one of "
+                                      f"{', '.join(PRECISIONS)}")
+    if precision == "bf16" and backend != "openvino":
+        raise BackendUnavailableError(f"precision='bf16' runs on backend 'openvino' only, not "
+                                      f"{backend!r}; use backend='openvino' (or 'auto')")
+
+
 def open_engine(model: str | os.PathLike[str], backend: str = "auto", *, threads: int = 0,
-                size: tuple[int, int] | None = None) -> Engine:
+                size: tuple[int, int] | None = None, precision: str = "auto") -> Engine:
     """Load ``model`` (built-in name or file) on ``backend`` and return its engine.
 
     Args:
-        size: the LR input (width, height), which TensorRT engines are built for.
+        size: the LR input (width, height), which TensorRT engines are built for (OpenVINO
+            compiles for it at once).
+        precision: ``auto``, ``bf16`` or ``f32``, for OpenVINO (the others run their own).
     """
     files = resolve_model(model)
     try:
-        return _open_engine(files, backend, threads=threads, size=size)
+        return _open_engine(files, backend, threads=threads, size=size, precision=precision)
     except ModelFileError as exc:
         other = files.sibling
         if other is None or str(other) not in str(exc):
@@ -157,11 +190,12 @@ def open_engine(model: str | os.PathLike[str], backend: str = "auto", *, threads
 
 
 def _open_engine(files: ModelFiles, backend: str, *, threads: int,
-                 size: tuple[int, int] | None) -> Engine:
+                 size: tuple[int, int] | None, precision: str) -> Engine:
     from vsvsr.runtime.engine_manifest import EngineNotFoundError
 
     requested = normalize_backend(backend)
     name = pick_backend(requested, files)
+    check_precision(precision, name)
     if name == "tensorrt":
         try:
             engine = _open_tensorrt(files, size)
@@ -194,6 +228,15 @@ def _open_engine(files: ModelFiles, backend: str, *, threads: int,
             raise ModelFileError(f"model {files.name!r} has no .onnx file, which backend "
                                  f"{name!r} needs; export it (plugin_build.export_onnx) or use "
                                  "backend='torch'")
+        if name == "openvino":
+            from vsvsr.runtime.openvino_backend import OpenVinoEngine, OvSettings
+
+            engine = OpenVinoEngine(files.onnx, size=size, settings=OvSettings(
+                precision=precision, threads=threads))
+            engine.model_sha256 = files.sha256
+            log.info("vsvsr: model %s on %s", files.name, engine.describe())
+            _say_which_file(files, engine)
+            return engine
         if name == "ort-cuda" and size is not None and _has("cupy"):
             # ONNX Runtime CUDA on the shared device buffers (the filter's GPU frame path)
             from vsvsr.runtime.ort_cuda_backend import open_ort_cuda_engine

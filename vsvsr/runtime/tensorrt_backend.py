@@ -47,6 +47,7 @@ from vsvsr.runtime.trt_common import (
     tensorrt_version,
     trt_logger,
 )
+from vsvsr.utils.cache_dir import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,13 @@ class TrtRuntimeError(VsvsrError, RuntimeError):
 
 
 def engine_dirs() -> list[Path]:
-    """Where engines are looked for: ``$VSVSR_ENGINE_DIR``, ``./engines``, the user cache."""
+    """Where engines are looked for: ``$VSVSR_ENGINE_DIR``, ``./engines``, the user cache
+    (``…/vsvsr/engines``, :func:`vsvsr.utils.cache_dir.user_cache_dir`)."""
     dirs = []
     if os.environ.get("VSVSR_ENGINE_DIR"):
         dirs.append(Path(os.environ["VSVSR_ENGINE_DIR"]))
     dirs.append(Path("engines"))
-    dirs.append(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vsvsr" / "engines")
+    dirs.append(user_cache_dir("engines"))
     return dirs
 
 

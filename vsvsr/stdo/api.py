@@ -214,7 +214,7 @@ def evaluate_pack(pack: Pack, src: OverfitSource, report: OverfitReport, *,
 
     from vsvsr.stdo.runner import PackRunner
 
-    runner = PackRunner(pack, "ort", threads=threads)
+    runner = PackRunner(pack, "auto", threads=threads)  # as the filter plays it on this machine
     per, bic = [], []
     for n, (lr, hr) in enumerate(zip(src.lr, src.hr, strict=True)):
         x = np.ascontiguousarray(lr.transpose(2, 0, 1)[None], np.float32) / np.float32(255.0)

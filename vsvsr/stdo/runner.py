@@ -13,7 +13,9 @@ Two exact ways to give every patch its own model without seams:
   box of its patches grown by the receptive radius. One call per model like ``full``, less
   arithmetic when a model's patches cluster (exact for the same reason as ``patch``).
 
-Only NumPy and ONNX Runtime are imported (the filter path never loads PyTorch).
+The models run on ONNX Runtime (``ort``, ``ort-cuda``) or OpenVINO (``openvino``, the CPU
+default where it is installed: :mod:`vsvsr.runtime.openvino_backend`). Only NumPy and those
+are imported (the filter path never loads PyTorch).
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from vsvsr.utils.lazy import lazy_import
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("ort", "ort-cuda")
-ALIASES = {"ort-cpu": "ort", "onnxruntime": "ort"}
+BACKENDS = ("ort", "ort-cuda", "openvino")
+ALIASES = {"ort-cpu": "ort", "onnxruntime": "ort", "ov": "openvino", "openvino-cpu": "openvino"}
 MODES = ("full", "patch", "box")
 
 
@@ -39,20 +41,43 @@ def _ort() -> Any:
     return lazy_import("onnxruntime", "the overfit filter (ONNX Runtime)")
 
 
+def _openvino_status() -> tuple[bool, str]:
+    from vsvsr.runtime.select import backend_status
+
+    st = next(s for s in backend_status() if s.name == "openvino")
+    return st.available, st.detail
+
+
 def pick_backend(backend: str, func: str = "vsvsr.overfit") -> str:
-    """``auto`` -> ``ort-cuda`` when onnxruntime has CUDA, else ``ort``."""
+    """``auto`` -> ``ort-cuda`` when onnxruntime has CUDA, else ``openvino`` when it is
+    installed, else ``ort``."""
     name = ALIASES.get(backend.lower(), backend.lower())
+    if name == "openvino" or (name == "auto" and not _has_ort_cuda()):
+        ok, why = _openvino_status()
+        if ok:
+            return "openvino"
+        if name == "openvino":
+            raise BackendUnavailableError(f"{func}: backend 'openvino' is not available here: "
+                                          f"{why}; or use backend='ort'")
+        log.info("%s: OpenVINO not used (%s); ONNX Runtime instead", func, why)
     providers = _ort().get_available_providers()
     if name == "auto":
         return "ort-cuda" if "CUDAExecutionProvider" in providers else "ort"
     if name not in BACKENDS:
         raise BackendUnavailableError(
-            f"{func}: backend {backend!r} cannot run overfit packs; use 'auto', 'ort' or "
-            "'ort-cuda' (the pack's ONNX models run on ONNX Runtime)")
+            f"{func}: backend {backend!r} cannot run overfit packs; use 'auto', 'openvino', "
+            "'ort' or 'ort-cuda' (the pack's ONNX models run on OpenVINO or ONNX Runtime)")
     if name == "ort-cuda" and "CUDAExecutionProvider" not in providers:
         raise BackendUnavailableError(f"{func}: backend 'ort-cuda' needs onnxruntime-gpu and a "
                                       "CUDA GPU; install onnxruntime-gpu or use backend='ort'")
     return name
+
+
+def _has_ort_cuda() -> bool:
+    try:
+        return "CUDAExecutionProvider" in _ort().get_available_providers()
+    except ImportError:
+        return False
 
 
 def open_session(onnx: bytes, *, backend: str = "ort", threads: int = 0) -> Any:
@@ -73,30 +98,56 @@ class PackRunner:
     """Upscale frame ``n`` of the pack's clip with the models its label map picks.
 
     Stateless: the output of frame ``n`` depends only on the LR frame ``n`` and ``labels[n]``,
-    so any request order gives the same frames. ONNX Runtime sessions may be run from several
-    threads at once.
+    so any request order gives the same frames. ONNX Runtime sessions and OpenVINO engines
+    (one infer request per stream) may be run from several threads at once.
+
+    Args:
+        threads: inference threads per frame (0: the backend's default, every core).
+        streams: frames run at once (OpenVINO compiles that many CPU streams, with
+            ``threads`` each; ONNX Runtime sessions take concurrent calls as they are).
+        precision: OpenVINO's inference precision (``auto``, ``bf16``, ``f32``).
     """
 
     def __init__(self, pack: Pack, backend: str = "auto", *, threads: int = 0,
-                 mode: str = "full") -> None:
+                 mode: str = "full", streams: int = 1, precision: str = "auto") -> None:
         if mode not in MODES:
             raise ValueError(f"PackRunner: mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.pack = pack
         self.mode = mode
         self.backend = pick_backend(backend)
+        from vsvsr.runtime.select import check_precision
+
+        check_precision(precision, self.backend)
         self.scale = pack.scale
         w, h = pack.lr_size
         self.grid = PatchGrid(w, h, *pack.grid)
-        self._sessions = [open_session(m.onnx, backend=self.backend, threads=threads)
-                          for m in pack.models]
+        self.precision = "f32"
+        if self.backend == "openvino":
+            from vsvsr.runtime.openvino_backend import OpenVinoEngine, OvSettings
+
+            settings = OvSettings(precision=precision, threads=threads * streams,
+                                  streams=streams)
+            engines = [OpenVinoEngine(m.onnx, size=(w, h), settings=settings,
+                                      source=f"pack model {m.name!r}") for m in pack.models]
+            self.precision = engines[0].precision
+            self._models: list[Any] = engines
+            self._runs = [lambda lr, e=e: e.run({"lr": lr})["sr"] for e in engines]
+        else:
+            sessions = [open_session(m.onnx, backend=self.backend, threads=threads)
+                        for m in pack.models]
+            self._models = sessions
+            self._runs = [lambda lr, s=s: s.run(["sr"], {"lr": lr})[0] for s in sessions]
         self._ys, self._xs = self.grid.ys(), self.grid.xs()
 
     def close(self) -> None:
-        self._sessions = []
+        for m in self._models:
+            if hasattr(m, "close"):
+                m.close()
+        self._models, self._runs = [], []
 
     def run_model(self, k: int, lr: np.ndarray) -> np.ndarray:
         """Model ``k`` on a (1, 3, h, w) float32 array."""
-        return self._sessions[k].run(["sr"], {"lr": lr})[0]
+        return self._runs[k](lr)
 
     def upscale(self, lr: np.ndarray, n: int) -> np.ndarray:
         """(1, 3, H, W) float32 LR frame ``n`` -> (1, 3, sH, sW) float32 (not clamped)."""

@@ -3,7 +3,8 @@
 Decoding the 20 shared clips took about two minutes and 3 GB of memory at every start of a
 run (not counted in its time budget). Here each source is decoded once (by
 :func:`~vsvsr.training.video_source.load_sequence`, so the frames are exactly those of a direct
-decode) into ``<cache>/video/<name>-<key>.npy``, written atomically; later runs map the file
+decode) into ``video/<name>-<key>.npy`` in the user cache folder
+(:func:`~vsvsr.utils.cache_dir.user_cache_dir`), written atomically; later runs map the file
 read-only, so the page cache shares it between runs and the resident memory is only what the
 sampler touches. The key hashes the source's path, size and modification time, the shrink
 factor and :data:`CACHE_VERSION`, so a changed source or setting never reads a stale cache.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from vsvsr.utils.atomic import atomic_write
+from vsvsr.utils.cache_dir import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,6 @@ CUT_RELATIVE = 5.0
 CUT_FLOOR = 0.03
 #: Frames on each side that define "the typical difference around it".
 CUT_WINDOW = 12
-
-
-def cache_root() -> Path:
-    """``$VSVSR_CACHE_DIR``, else ``$XDG_CACHE_HOME/vsvsr``, else ``~/.cache/vsvsr``."""
-    env = os.environ.get("VSVSR_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vsvsr"
 
 
 def _key(path: Path, presize: int) -> str:
@@ -87,7 +80,7 @@ def cached_sequence(path: str | Path, *, presize: int, cache_dir: Path | None = 
     src = Path(path)
     if not src.exists():
         raise FileNotFoundError(f"cached_sequence: {src} does not exist")
-    folder = (cache_dir or cache_root()) / "video"
+    folder = cache_dir / "video" if cache_dir is not None else user_cache_dir("video")
     target = folder / f"{src.stem}-{_key(src, presize)}.npy"
     if not target.is_file():
         frames = load_sequence(src, presize=presize, max_frames=None).numpy()

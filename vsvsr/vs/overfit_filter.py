@@ -65,6 +65,7 @@ def overfit(
     mode: str = "full",
     threads: int = 0,
     streams: int = 0,
+    precision: str = "auto",
 ) -> vs.VideoNode:
     """Super-resolve ``clip`` with the overfit models of ``pack`` (from ``vsvsr overfit``).
 
@@ -72,7 +73,8 @@ def overfit(
         clip: the LR version of the video the pack was made from (same size and frame count),
             constant-format YUV (8-16 bit) or RGB.
         pack: the ``.vsvsr`` file.
-        backend: ``auto``, ``ort`` (CPU) or ``ort-cuda``.
+        backend: ``auto``, ``openvino`` (CPU; what ``auto`` picks without CUDA), ``ort``
+            (CPU) or ``ort-cuda``.
         matrix: YUV matrix when the clip has no ``_Matrix`` (e.g. ``"709"``).
         output_format: ``None`` for the input's format family, or ``"RGBS"``/``"RGBH"``.
         scale: if given, refuse a pack of another scale.
@@ -86,7 +88,10 @@ def overfit(
             at a time; with ``streams > 1`` frame ``n`` goes to copy ``n % streams`` of the
             node (through ``std.FrameEval``), so that many frames run at once. Frames in
             parallel with one inference thread each beat one frame on all cores (1.8x on 2
-            cores, docs/stdo.md), hence the default.
+            cores, docs/stdo.md), hence the default. On OpenVINO each stream is a CPU stream
+            of one compiled model (docs/openvino.md).
+        precision: OpenVINO's inference precision: ``auto`` (bf16 where the CPU has AMX-BF16
+            or AVX512-BF16), ``bf16`` or ``f32``.
     """
     info = formats.inspect_clip(clip, FUNC, matrix)
     out_fmt = formats.check_output_format(output_format, FUNC)
@@ -100,8 +105,10 @@ def overfit(
         raise ClipFormatError(f"{FUNC}: mode must be one of {', '.join(MODES)}, got {mode!r}")
     p = read_pack(pack, size=(info.width, info.height), frames=info.num_frames, scale=scale,
                   func=FUNC)
-    streams, threads = parallelism(pick_backend(backend, FUNC), streams, threads)
-    runner = PackRunner(p, backend, threads=threads, mode=mode)
+    name = pick_backend(backend, FUNC)
+    streams, threads = parallelism(name, streams, threads)
+    runner = PackRunner(p, name, threads=threads, mode=mode, precision=precision,
+                        streams=streams if name == "openvino" else 1)
     rgb = formats.to_model_rgb(clip, info)
     work_fmt = vs.RGBH if out_fmt == "RGBH" else vs.RGBS
     template = vs.core.std.BlankClip(rgb, width=info.width * p.scale,
@@ -113,6 +120,6 @@ def overfit(
         copies = [template.std.ModifyFrame([template, rgb], selector) for _ in range(streams)]
         out = template.std.FrameEval(lambda n: copies[n % streams])
     out = formats.from_model_rgb(out, info, out_fmt)
-    log.info("%s: %s on %s (%s mode, %d streams x %d threads)", FUNC, p.describe(),
-             runner.backend, mode, streams, threads)
+    log.info("%s: %s on %s %s (%s mode, %d streams x %d threads)", FUNC, p.describe(),
+             runner.backend, runner.precision, mode, streams, threads)
     return out

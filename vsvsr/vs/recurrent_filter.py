@@ -184,13 +184,15 @@ def recurrent(
     cache_frames: int | None = None,
     max_cursors: int = 4,
     threads: int = 0,
+    precision: str = "auto",
 ) -> vs.VideoNode:
     """Super-resolve ``clip`` with a recurrent model; exact under any request order.
 
     Args:
         clip: constant-format YUV (8-16 bit, 4:2:0/4:2:2/4:4:4) or RGB (8/16-bit, half, float).
         model: a built-in name (``rvsr-x2``, ``rvsr-x4``) or a ``.onnx``/``.pth`` model file.
-        backend: ``auto`` or one of ``tensorrt``, ``ort-cuda``, ``torch-cuda``, ``ort``, ``torch``.
+        backend: ``auto`` or one of ``tensorrt``, ``ort-cuda``, ``torch-cuda``, ``openvino``,
+            ``ort``, ``torch``.
         matrix: YUV matrix when the clip has no ``_Matrix``: ``"auto"`` (default) guesses it
             from the size as players and ``vsvsr upscale`` do (BT.709 from 1280x720 up, else
             BT.601), with a logged warning; ``"709"`` etc. chooses; ``None`` makes an
@@ -208,12 +210,15 @@ def recurrent(
             (default ``max(16, 2 * core.num_threads)``).
         max_cursors: independent positions kept (several help when the node is used twice).
         threads: inference threads for CPU backends (0: all cores).
+        precision: OpenVINO's inference precision: ``auto`` (bf16 where the CPU has AMX-BF16 or
+            AVX512-BF16, else f32), ``bf16`` or ``f32``; the other backends run their own.
     """
     info = formats.inspect_clip(clip, FUNC, matrix)
     out_fmt = formats.check_output_format(output_format, FUNC)
     if warmup is not None and (not isinstance(warmup, int) or warmup < 0):
         raise ClipFormatError(f"{FUNC}: warmup must be a non-negative number of frames or None")
-    engine = open_engine(model, backend, threads=threads, size=(info.width, info.height))
+    engine = open_engine(model, backend, threads=threads, size=(info.width, info.height),
+                         precision=precision)
     device_fmts = _device_frame_path(engine, info, out_fmt)
     try:
         stepper = DeviceFrameStepper(engine, *device_fmts) if device_fmts \
