@@ -25,7 +25,7 @@ def test_every_subcommand_prints_its_prefix_once(module, monkeypatch, capsys) ->
 
     monkeypatch.setattr(module, "run", fail)
     argv = [module.NAME]
-    if module.NAME == "upscale":
+    if module.NAME in ("upscale", "farm"):
         argv += ["in.mkv", "out.mkv"]
     elif module.NAME == "overfit":
         argv += ["hr/", "--scale", "2", "--out", "x.vsvsr"]
