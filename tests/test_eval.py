@@ -237,7 +237,7 @@ def test_bicubic_spec_equals_a_direct_computation() -> None:
 def test_ort_and_torch_backends_agree(random_model: Path) -> None:
     seq = sequence(moving(4, 32, 40))
     ort = open_upscaler(str(random_model), backend="ort", threads=1)
-    pt = open_upscaler(str(random_model), backend="torch", threads=1)
+    pt = open_upscaler(str(random_model), backend="torch", threads=1, precision="f32")
     assert (ort.backend, pt.backend) == ("ort-cpu", "torch-cpu")
     res = evaluate_sequence([ort, pt], seq, with_tof=False)
     np.testing.assert_allclose(res.runs[0].y_psnr, res.runs[1].y_psnr, atol=1e-3)
@@ -279,8 +279,9 @@ def test_training_checkpoint_runs_like_the_network(tmp_path: Path) -> None:
     loaded, _ = net_from_checkpoint(path)
     assert not loaded.training
     lr = sequence(moving(3, 24, 32)).lr
-    with open_upscaler(str(path), scale=2) as up:
+    with open_upscaler(str(path), scale=2, precision="f32") as up:
         assert up.label == str(path) and up.describe()["model"] == "run"
+        assert up.describe()["precision"] == "f32"
         got = list(up.run(lr))
     with torch.inference_mode():
         x = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in lr]

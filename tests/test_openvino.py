@@ -269,7 +269,7 @@ def test_without_openvino_auto_falls_back_and_explicit_asks_say_how_to_install(
 
 
 def test_bf16_on_another_backend_is_refused(random_model) -> None:
-    with pytest.raises(BackendUnavailableError, match="backend 'openvino' only"):
+    with pytest.raises(BackendUnavailableError, match="backends 'openvino' and 'torch' only"):
         select.open_engine(random_model, "ort", precision="bf16")
     with pytest.raises(BackendUnavailableError, match="unknown precision"):
         select.open_engine(random_model, "openvino", precision="int4")

@@ -162,3 +162,47 @@ def test_general_model_of_another_scale_or_kind_is_refused(general, tmp_path) ->
     (tmp_path / "junk.pth").write_bytes(b"junk")
     with pytest.raises(ModelFileError, match="not a readable vsvsr .pth model file"):
         load_general(tmp_path / "junk.pth", "espcn", 2)
+
+
+# -- precision (bf16 autocast + channels_last where the CPU has native bf16) ---------------------
+
+def test_fp32_forced_runs_everywhere_and_bf16_stays_close(hr, general, tmp_path) -> None:
+    from vsvsr.utils.cpu_features import describe_bf16, has_native_bf16
+
+    f32 = run(hr, tmp_path / "f", "jstdo", general, steps=60, precision="f32")
+    assert f32.precision == "fp32" and read_pack(f32.pack).training["precision"] == "fp32"
+    if not has_native_bf16():
+        pytest.skip(f"bf16 needs native bf16; this CPU has {describe_bf16()}")
+    bf16 = run(hr, tmp_path / "b", "jstdo", general, steps=60, precision="bf16")
+    assert bf16.precision == "bf16" and bf16.per_model[0]["precision"] == "bf16"
+    a, b = read_pack(f32.pack), read_pack(bf16.pack)
+    assert a.models[0].onnx != b.models[0].onnx  # bf16 really ran
+    # 60 steps: the same learning, rounding apart (measured on a real clip: docs/stdo.md)
+    assert abs(bf16.psnr - f32.psnr) < 0.1, (bf16.psnr, f32.psnr)
+
+
+def test_a_run_resumes_in_another_precision(hr, general, tmp_path) -> None:
+    run(hr, tmp_path, "jstdo", general, steps=4, precision="f32")
+    assert run(hr, tmp_path, "jstdo", general, steps=4, precision="auto").models == 1
+
+
+def test_precision_is_checked_and_reaches_training(hr, general, tmp_path, capsys) -> None:
+    import json
+
+    from PIL import Image
+
+    from vsvsr.cli.main import main
+
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainSettings(precision="fp16")
+    src = tmp_path / "frames"
+    src.mkdir()
+    for i, f in enumerate(hr[:4]):
+        Image.fromarray(f).save(src / f"{i:04d}.png")
+    assert main(["overfit", str(src), "--scale", "2", "--method", "jstdo", "--grid", "4x2",
+                 "--general", str(general), "--steps", "2", "--threads", "1", "--no-progress",
+                 "--precision", "fp32", "--out", str(tmp_path / "v.vsvsr"),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    assert "in fp32" in capsys.readouterr().out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["precision"] == "fp32" and report["per_model"][0]["precision"] == "fp32"

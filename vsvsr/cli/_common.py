@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from types import ModuleType
+from typing import Any
 
 from vsvsr.errors import VsvsrError
 from vsvsr.models.registry import DEFAULT_MODEL
@@ -28,6 +29,30 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "(default auto)")
     p.add_argument("--threads", type=int, default=0,
                    help="inference threads for CPU backends (default 0: all cores)")
+    add_precision_argument(p, "OpenVINO's inference precision: auto = bf16 where the CPU has "
+                              "AMX-BF16 or AVX512-BF16, f32 elsewhere; bf16 also runs the "
+                              "torch backend in bf16 autocast (auto keeps it the fp32 "
+                              "reference)")
+
+
+#: ``--precision`` values; ``fp32`` (training's name) is the same as ``f32`` (the runtime's).
+PRECISION_CHOICES = ("auto", "bf16", "f32")
+
+
+def precision_arg(text: str) -> str:
+    """argparse type: ``auto``, ``bf16`` or ``f32`` (``fp32`` accepted as ``f32``)."""
+    value = text.strip().lower()
+    value = "f32" if value == "fp32" else value
+    if value not in PRECISION_CHOICES:
+        raise argparse.ArgumentTypeError(f"unknown precision {text!r}: use auto, bf16 or f32 "
+                                         "(= fp32)")
+    return value
+
+
+def add_precision_argument(p: argparse.ArgumentParser | Any, what: str) -> None:
+    """The one ``--precision`` option (upscale, demo, farm, eval, overfit): ``what`` it sets."""
+    p.add_argument("--precision", type=precision_arg, default="auto", metavar="{auto,bf16,f32}",
+                   help=f"{what} (default auto; fp32 = f32)")
 
 
 def vapoursynth(feature: str) -> ModuleType:

@@ -46,7 +46,8 @@ def _scene_means(per_frame: list[float], starts: list[int]) -> list[float]:
     return [float(np.mean(per_frame[a:b])) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
-def run_demo(*, model: str, backend: str = "auto", threads: int = 0, out: Path,
+def run_demo(*, model: str, backend: str = "auto", threads: int = 0, precision: str = "auto",
+             out: Path,
              codec: str = "libx264", crf: float = 18.0, preset: str = "medium",
              frames_per_scene: int = 15, progress: bool = True) -> dict[str, Any]:
     """Run the demo; returns the summary (also written to ``out/summary.json``)."""
@@ -58,8 +59,9 @@ def run_demo(*, model: str, backend: str = "auto", threads: int = 0, out: Path,
 
     vapoursynth("vsvsr demo")
     t_start = time.perf_counter()
-    with open_engine(model, backend, threads=threads) as engine:
+    with open_engine(model, backend, threads=threads, precision=precision) as engine:
         desc, backend_name = engine.descriptor, engine.backend
+        ran_precision = getattr(engine, "precision", None)  # OpenVINO's / torch's bf16 or f32
     scale = desc.scale
     spec = SampleSpec(frames_per_scene=frames_per_scene)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +74,8 @@ def run_demo(*, model: str, backend: str = "auto", threads: int = 0, out: Path,
     upscaled = out / "demo_upscaled.mkv"
     t0 = time.perf_counter()
     result = upscale(UpscaleOptions(input=sample.lr_video, output=upscaled, model=model,
-                                    backend=backend, threads=threads, scene_detect=True,
+                                    backend=backend, threads=threads, precision=precision,
+                                    scene_detect=True,
                                     encode=settings, overwrite=True, progress=progress))
     t_upscale = time.perf_counter() - t0
 
@@ -109,6 +112,7 @@ def run_demo(*, model: str, backend: str = "auto", threads: int = 0, out: Path,
 
     summary: dict[str, Any] = {
         "model": desc.name, "model_arg": str(model), "scale": scale, "backend": backend_name,
+        "precision": ran_precision,
         "frames": len(hr), "scene_starts": spec.scene_starts, "photos": list(spec.photos),
         "lr_size": [lr.width, lr.height], "hr_size": [hr[0].shape[1], hr[0].shape[0]],
         "encode": {"codec": codec, "crf": crf, "preset": preset},
@@ -132,7 +136,8 @@ def run_demo(*, model: str, backend: str = "auto", threads: int = 0, out: Path,
 
 
 def run(args: argparse.Namespace) -> int:
-    s = run_demo(model=args.model, backend=args.backend, threads=args.threads, out=args.out,
+    s = run_demo(model=args.model, backend=args.backend, threads=args.threads,
+                 precision=args.precision, out=args.out,
                  codec=args.codec, crf=args.crf, preset=args.preset,
                  frames_per_scene=args.frames_per_scene, progress=not args.no_progress)
     p = s["y_psnr"]

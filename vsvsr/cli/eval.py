@@ -33,7 +33,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from vsvsr.cli._common import CommandError, parse_size, positive_int
+from vsvsr.cli._common import CommandError, add_precision_argument, parse_size, positive_int
 from vsvsr.models.registry import DEFAULT_MODEL
 
 NAME = "eval"
@@ -54,9 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", default="auto",
                    help="backend for model names and files: auto, openvino, ort, torch, "
                         "ort-cuda, torch-cuda (default auto); checkpoints run on PyTorch")
-    g.add_argument("--precision", default="auto", choices=("auto", "bf16", "f32"),
-                   help="OpenVINO's inference precision (default auto: bf16 where the CPU has "
-                        "AMX-BF16 or AVX512-BF16)")
+    add_precision_argument(g, "inference precision of OpenVINO and of the PyTorch CPU path "
+                              "(checkpoints, --backend torch): auto = bf16 where the CPU has "
+                              "AMX-BF16 or AVX512-BF16, f32 elsewhere; f32 forces fp32; ONNX "
+                              "Runtime runs fp32 (docs/models.md: bf16 in eval and overfit)")
     g.add_argument("--threads", type=int, default=0,
                    help="inference threads for CPU backends (default 0: all cores)")
     d = p.add_argument_group("ground truth (repeatable; default: the real clips in "
@@ -130,6 +131,12 @@ def _open_models(specs: list[str], scale: int | None, backend: str, threads: int
     return sorted(opened, key=lambda u: order[u.label])
 
 
+def _where(up: Any) -> str:
+    """``torch-cpu bf16``: the backend, and the precision where the engine reports one."""
+    precision = up.describe().get("precision")
+    return f"{up.backend} {precision}" if precision else up.backend
+
+
 def _degrade_specs(texts: list[str]) -> list[Any]:
     """The parsed ``--degrade`` values (a bad one raises, listing the accepted forms)."""
     from vsvsr.training.degrade_spec import parse_spec
@@ -200,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
     specs = list(dict.fromkeys(args.model or [DEFAULT_MODEL, BICUBIC]))
     if args.threads > 0:
         lazy_import("torch", "vsvsr eval").set_num_threads(args.threads)
-    models = _open_models(specs, args.scale, args.backend, args.threads, args.precision)
+    precision = args.precision
+    models = _open_models(specs, args.scale, args.backend, args.threads, precision)
     try:
         scale = models[0].scale
         seqs = _sequences(args, scale)
@@ -223,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"x{scale}, {len(models)} models, {len(seqs)} sequences (Y-PSNR dB and Y-SSIM on "
               f"BT.601 luma with a {scale} px border; tOF in HR px, lower is better)")
         print(format_table(results, with_tof=with_tof))
-        extra = {"backend": args.backend, "length": args.length, "seed": args.seed,
+        extra = {"backend": args.backend, "precision": precision,
+                 "length": args.length, "seed": args.seed,
                  "max_frames": args.max_frames,
                  "degrade": [s.canonical() for s in args.degrade_specs]}
         report = report_dict(results, models, options, scale=scale, with_tof=with_tof,
@@ -237,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
         if args.html is not None:
             from vsvsr.evaluation.html_report import eval_report
 
-            meta = [f"models: {', '.join(f'{u.label} ({u.backend})' for u in models)}",
+            meta = [f"models: {', '.join(f'{u.label} ({_where(u)})' for u in models)}",
                     "LR: " + (", ".join(s.canonical() for s in args.degrade_specs)
                               + f" (seed {args.seed})" if args.degrade_specs
                               else "clean (the training resize)")]

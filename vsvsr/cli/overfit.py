@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vsvsr.cli._common import positive_int
+from vsvsr.cli._common import add_precision_argument, positive_int
 
 NAME = "overfit"
 HELP = "make a content-aware overfit model pack (STDO/JSTDO) for one video (needs PyTorch)"
@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=("general", "scratch"), default="general",
                    help="start each model from the general model's weights (default) or scratch")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    add_precision_argument(p, "precision of the patch scoring and the training: auto = bf16 "
+                              "autocast + channels_last where the CPU has AMX-BF16 or "
+                              "AVX512-BF16, f32 elsewhere; f32 forces fp32 (docs/stdo.md)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-frames", type=positive_int)
     p.add_argument("--work", type=Path, help="work folder for resuming (default OUT.work/)")
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--fractions only applies to JSTDO (--joint)")
     fractions = parse_fractions(args.fractions, args.chunks) if args.fractions else None
     settings = TrainSettings(epochs=args.epochs, steps=args.steps, batch=args.batch, lr=args.lr,
-                             seed=args.seed, threads=args.threads, init=args.init)
+                             seed=args.seed, threads=args.threads, init=args.init,
+                             precision=args.precision)
     rep = overfit(args.source, scale=args.scale, out=args.out, method=method,
                   chunks=args.chunks, backbone=args.backbone, grid=args.grid,
                   fractions=fractions, general=args.general, settings=settings, work=args.work,
@@ -92,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
           f"params, {rep.model_bytes / 1024:.1f} KiB of ONNX, label map "
           f"{rep.label_bytes_per_frame:.2f} bytes/frame, {rep.frames} frames "
           f"{rep.lr_size[0]}x{rep.lr_size[1]} -> x{rep.scale}, grid {rep.grid[0]}x{rep.grid[1]}, "
-          f"trained {rep.train_seconds:.1f} s")
+          f"trained {rep.train_seconds:.1f} s in {rep.precision}")
     if rep.psnr is not None:
         print(f"full-frame Y-PSNR {rep.psnr:.3f} dB (bicubic {rep.bicubic_psnr:.3f} dB, "
               f"{rep.psnr - rep.bicubic_psnr:+.3f} dB)")

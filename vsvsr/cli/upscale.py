@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vsvsr.cli._common import CommandError, add_model_arguments, vapoursynth
+from vsvsr.cli._common import CommandError, add_model_arguments, precision_arg, vapoursynth
 from vsvsr.encode.pipe import AudioSource, EncodeResult, EncodeSettings, encode_clip
 from vsvsr.errors import MissingDependencyError
 from vsvsr.models.registry import DEFAULT_MODEL
@@ -40,8 +40,8 @@ class UpscaleOptions:
     Attributes:
         input, output: source video (anything bestsource opens) and the file to write
             (only :func:`upscale` needs it; :func:`build_graph` does not).
-        model, backend, threads, matrix, scene_detect, warmup, state_dir: passed to
-            :func:`vsvsr.recurrent`.
+        model, backend, threads, precision, matrix, scene_detect, warmup, state_dir: passed
+            to :func:`vsvsr.recurrent`.
         cuts: frames where the recurrence restarts (a user's cut list, increasing), on top of
             the scene changes; ``vsvsr farm`` may start a chunk at any of them.
         start, end: output frame range, ``end`` exclusive (None: to the end).
@@ -55,6 +55,7 @@ class UpscaleOptions:
     model: str = DEFAULT_MODEL
     backend: str = "auto"
     threads: int = 0
+    precision: str = "auto"
     matrix: str | None = None
     scene_detect: bool = False
     warmup: int | None = None
@@ -74,6 +75,10 @@ class UpscaleOptions:
                                f"--start ({self.start})")
         if self.threads < 0:
             raise CommandError(f"vsvsr upscale: --threads must be >= 0, got {self.threads}")
+        try:  # the same words as the --precision option (fp32 = f32), also for upscale.vpy
+            object.__setattr__(self, "precision", precision_arg(self.precision))
+        except argparse.ArgumentTypeError as exc:
+            raise CommandError(f"vsvsr upscale: {exc}") from None
         check_increasing(self.cuts, "--cuts")
 
 
@@ -123,7 +128,8 @@ def build_graph(opts: UpscaleOptions) -> tuple[vs.VideoNode, vs.VideoNode]:
     src = mark_scene_changes(src, opts.cuts)
     out = vsvsr.recurrent(src, opts.model, opts.backend, matrix=matrix,
                           scene_detect=opts.scene_detect, warmup=opts.warmup,
-                          state_dir=opts.state_dir, threads=opts.threads)
+                          state_dir=opts.state_dir, threads=opts.threads,
+                          precision=opts.precision)
     if opts.start or end != src.num_frames:
         out = out[opts.start:end]
     return to_y4m_clip(out, matrix="709" if matrix is None else matrix), src
@@ -210,7 +216,8 @@ def options_from_args(args: argparse.Namespace) -> UpscaleOptions:
     settings = EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset,
                               pix_fmt=args.pix_fmt, audio=args.audio, extra_args=tuple(extra))
     return UpscaleOptions(input=args.input, output=args.output, model=args.model,
-                          backend=args.backend, threads=args.threads, matrix=args.matrix,
+                          backend=args.backend, threads=args.threads,
+                          precision=args.precision, matrix=args.matrix,
                           scene_detect=args.scene_detect, warmup=args.warmup,
                           state_dir=args.state_dir,
                           cuts=read_cut_list(args.cuts) if args.cuts else (),

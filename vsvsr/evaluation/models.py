@@ -152,7 +152,7 @@ class RecurrentUpscaler(Upscaler):
         d = self.engine.descriptor
         return {**super().describe(), "model": d.name, "arch": d.arch,
                 "model_sha256": self.engine.model_sha256,
-                "precision": getattr(self.engine, "precision", None)}  # OpenVINO's bf16/f32
+                "precision": getattr(self.engine, "precision", None)}  # bf16/f32 (OV, torch)
 
     def close(self) -> None:
         self.engine.close()
@@ -160,9 +160,11 @@ class RecurrentUpscaler(Upscaler):
 
 # -- training checkpoints -----------------------------------------------------------------------
 
-def checkpoint_engine(path: str | os.PathLike[str], *, device: str = "cpu") -> Engine:
+def checkpoint_engine(path: str | os.PathLike[str], *, device: str = "cpu",
+                      precision: str = "f32") -> Engine:
     """A training checkpoint's network behind the :class:`Engine` interface (the PyTorch
-    backend), so it runs through the same :class:`RecurrentStepper` as exported models."""
+    backend), so it runs through the same :class:`RecurrentStepper` as exported models;
+    ``precision`` ``bf16`` runs it in the training's bf16 autocast (CPU)."""
     lazy_import("torch", "evaluating a training checkpoint")
     from vsvsr.models.registry import file_sha256
     from vsvsr.runtime.torch_backend import TorchEngine
@@ -175,9 +177,27 @@ def checkpoint_engine(path: str | os.PathLike[str], *, device: str = "cpu") -> E
                            arch=cfg.arch_name, scale=cfg.scale, recurrent=True,
                            state_channels=cfg.arch.state_channels,
                            step_clamp=cfg.arch.step_clamp, config=cfg.arch.to_dict())
-    engine = TorchEngine.from_net(net, desc, device=device)
+    engine = TorchEngine.from_net(net, desc, device=device, precision=precision)
     engine.model_sha256 = file_sha256(path)
     return engine
+
+
+#: What ``--precision auto`` runs on eval's PyTorch CPU path (checkpoints, ``--backend torch``).
+#: bf16 where the CPU has native bf16, as for OpenVINO: measured side by side in docs/models.md
+#: ("bf16 in eval and overfit").
+TORCH_AUTO = "bf16"
+
+
+def torch_precision(precision: str, device: str) -> str:
+    """Eval's ``precision`` (``auto``/``bf16``/``f32``) for a PyTorch network on ``device``:
+    ``auto`` is :data:`TORCH_AUTO` on a CPU with native bf16 and f32 elsewhere (and on CUDA)."""
+    from vsvsr.training.precision import resolve_precision
+
+    if precision != "auto":
+        return "f32" if precision in ("f32", "fp32") else precision
+    if device != "cpu" or TORCH_AUTO == "f32":
+        return "f32"
+    return "bf16" if resolve_precision("auto") == "bf16" else "f32"
 
 
 def is_checkpoint_spec(spec: str) -> bool:
@@ -193,7 +213,8 @@ def open_upscaler(spec: str, *, scale: int | None = None, backend: str = "auto",
             :func:`vsvsr.runtime.select.open_engine` on ``backend``); or a training checkpoint
             ``.pt`` (run with PyTorch: on CUDA when ``backend`` is ``torch-cuda``).
         scale: needed for bicubic; for a model, the scale it must have.
-        precision: OpenVINO's inference precision (``auto``, ``bf16``, ``f32``).
+        precision: ``auto``, ``bf16`` or ``f32``: OpenVINO's inference precision, and the
+            PyTorch CPU path's (checkpoints, ``backend="torch"``: :func:`torch_precision`).
 
     Raises:
         UnknownModelError: a name that is neither built in nor a file.
@@ -203,16 +224,19 @@ def open_upscaler(spec: str, *, scale: int | None = None, backend: str = "auto",
         if scale is None:
             raise ModelFileError("vsvsr eval: bicubic needs a scale: pass --scale or a model")
         return BicubicUpscaler(scale)
-    if is_checkpoint_spec(spec):
-        from vsvsr.runtime.select import normalize_backend
+    from vsvsr.runtime.select import normalize_backend
 
+    if is_checkpoint_spec(spec):
         device = "cuda" if normalize_backend(backend) == "torch-cuda" else "cpu"
         if threads > 0:
             lazy_import("torch", "evaluating a training checkpoint").set_num_threads(threads)
-        engine: Engine = checkpoint_engine(spec, device=device)
+        engine: Engine = checkpoint_engine(spec, device=device,
+                                           precision=torch_precision(precision, device))
     else:
         from vsvsr.runtime.select import open_engine
 
+        if normalize_backend(backend) == "torch":
+            precision = torch_precision(precision, "cpu")
         engine = open_engine(spec, backend, threads=threads, precision=precision)
     try:
         up = RecurrentUpscaler(engine, spec)

@@ -133,7 +133,8 @@ class FarmOptions:
         return {
             "input": str(j.input.resolve()), "input_size": st.st_size,
             "input_mtime_ns": st.st_mtime_ns, "model": str(j.model),
-            "model_sha256": files.sha256, "backend": j.backend, "matrix": j.matrix,
+            "model_sha256": files.sha256, "backend": j.backend, "precision": j.precision,
+            "matrix": j.matrix,
             "scene_detect": j.scene_detect, "warmup": j.warmup, "cuts": list(j.cuts),
             "start": j.start, "end": j.end, "chunk_frames": self.chunk_frames,
             # crf and preset only where the codec takes them (ffv1 ignores both)

@@ -154,15 +154,23 @@ def _open_tensorrt(files: ModelFiles, size: tuple[int, int] | None) -> Engine:
     return open_tensorrt_engine(files, read_onnx_descriptor(files.onnx), size)
 
 
-def check_precision(precision: str, backend: str) -> None:
-    """``precision`` is ``auto``, ``bf16`` or ``f32``; only OpenVINO runs bf16."""
+#: Backends that run bf16 (OpenVINO's inference precision; PyTorch's CPU autocast).
+BF16_BACKENDS = ("openvino", "torch")
+
+
+def check_precision(precision: str, backend: str,
+                    bf16_backends: tuple[str, ...] = BF16_BACKENDS) -> None:
+    """``precision`` is ``auto``, ``bf16`` or ``f32``; ``bf16`` only on ``bf16_backends``
+    (OpenVINO and PyTorch on the CPU for models; OpenVINO alone for overfit packs)."""
     from vsvsr.runtime.openvino_backend import PRECISIONS
 
     if precision not in PRECISIONS:
         raise BackendUnavailableError(f"unknown precision {precision!r}; choose one of "
                                       f"{', '.join(PRECISIONS)}")
-    if precision == "bf16" and backend != "openvino":
-        raise BackendUnavailableError(f"precision='bf16' runs on backend 'openvino' only, not "
+    if precision == "bf16" and backend not in bf16_backends:
+        names = " and ".join(f"'{b}'" for b in bf16_backends)
+        noun = "backends" if len(bf16_backends) > 1 else "backend"
+        raise BackendUnavailableError(f"precision='bf16' runs on {noun} {names} only, not "
                                       f"{backend!r}; use backend='openvino' (or 'auto')")
 
 
@@ -173,7 +181,9 @@ def open_engine(model: str | os.PathLike[str], backend: str = "auto", *, threads
     Args:
         size: the LR input (width, height), which TensorRT engines are built for (OpenVINO
             compiles for it at once).
-        precision: ``auto``, ``bf16`` or ``f32``, for OpenVINO (the others run their own).
+        precision: ``auto``, ``bf16`` or ``f32``: OpenVINO's inference precision (auto: bf16
+            on a CPU with native bf16); the PyTorch CPU backend runs bf16 autocast only when
+            ``bf16`` is named (auto keeps it the fp32 reference); the others run their own.
     """
     files = resolve_model(model)
     try:
@@ -221,8 +231,10 @@ def _open_engine(files: ModelFiles, backend: str, *, threads: int,
         else:
             from vsvsr.runtime.torch_backend import TorchEngine
 
+            # The PyTorch backend is the reference: fp32 unless bf16 is asked for by name.
             engine = TorchEngine(files.pth, device="cuda" if name == "torch-cuda" else "cpu",
-                                 threads=threads)
+                                 threads=threads, precision="bf16" if precision == "bf16"
+                                 else "f32")
     else:
         if files.onnx is None:
             raise ModelFileError(f"model {files.name!r} has no .onnx file, which backend "

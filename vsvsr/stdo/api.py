@@ -41,6 +41,7 @@ from vsvsr.stdo.pack import METHODS, Pack, PackError, PackModel, label_bytes_per
 from vsvsr.stdo.scoring import frame_y_psnr, patch_psnr, to_uint8
 from vsvsr.stdo.source import OverfitSource, load_source
 from vsvsr.stdo.train import PatchData, TrainSettings, train_patches, use_threads
+from vsvsr.training.precision import autocast, memory_format, resolve_precision
 from vsvsr.utils.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class OverfitReport:
     scale: int
     grid: tuple[int, int]
     per_model: list[dict[str, Any]] = field(default_factory=list)
+    precision: str = "fp32"  #: what scoring and training ran in (bf16 or fp32)
     #: Filled by evaluate=True: mean full-frame Y-PSNR of the pack / bicubic / per frame.
     psnr: float | None = None
     bicubic_psnr: float | None = None
@@ -71,18 +73,28 @@ class OverfitReport:
         return asdict(self)
 
 
-def _infer_all(net: torch.nn.Module, lr: list[np.ndarray]) -> list[np.ndarray]:
+def _infer_all(net: torch.nn.Module, lr: list[np.ndarray], precision: str = "fp32") -> \
+        list[np.ndarray]:
+    """The uint8 SR frame of every uint8 LR frame; ``precision`` a resolved one (bf16/fp32)."""
+    fmt = memory_format(precision)
+    net.to(memory_format=fmt)
     out = []
-    with torch.inference_mode():
-        for f in lr:
-            x = torch.from_numpy(f).permute(2, 0, 1)[None].float().div_(255.0)
-            out.append(to_uint8(net(x)[0].numpy()))
+    try:
+        with torch.inference_mode(), autocast(precision):
+            for f in lr:
+                x = torch.from_numpy(f).permute(2, 0, 1)[None].float().div_(255.0)
+                sr = net(x.contiguous(memory_format=fmt))[0].float().contiguous()
+                out.append(to_uint8(sr.numpy()))
+    finally:
+        net.to(memory_format=torch.contiguous_format)
     return out
 
 
-def score_patches(net: torch.nn.Module, src: OverfitSource, grid: PatchGrid) -> np.ndarray:
-    """(frames, rows, cols) Y-PSNR of the general model's full-frame output, per HR patch."""
-    sr = _infer_all(net, src.lr)
+def score_patches(net: torch.nn.Module, src: OverfitSource, grid: PatchGrid,
+                  precision: str = "fp32") -> np.ndarray:
+    """(frames, rows, cols) Y-PSNR of the general model's full-frame output, per HR patch
+    (``precision``: bf16 or fp32; bf16 moves a patch's score by ~0.01 dB, docs/stdo.md)."""
+    sr = _infer_all(net, src.lr, precision)
     return np.stack([patch_psnr(s, h, grid, src.scale) for s, h in zip(sr, src.hr, strict=True)])
 
 
@@ -115,6 +127,8 @@ def overfit(source: str | os.PathLike[str] | Sequence[np.ndarray], *, scale: int
         raise PackError(f"vsvsr overfit: unknown method {method!r}; one of {', '.join(METHODS)}")
     settings = settings or TrainSettings()
     use_threads(settings.threads)
+    precision = resolve_precision(settings.precision)
+    log.info("vsvsr overfit: scoring and training in %s", precision)
     out = Path(out)
     work_dir = Path(work) if work is not None else out.with_name(out.name + ".work")
     src = load_source(source, scale, max_frames=max_frames)
@@ -129,15 +143,16 @@ def overfit(source: str | os.PathLike[str] | Sequence[np.ndarray], *, scale: int
             else chunking.default_fractions(k)
     key = {"source_sha256": src.sha256(), "scale": scale, "method": method, "chunks": k,
            "backbone": backbone, "grid": [g.cols, g.rows], "fractions": fractions,
-           "general": str(gpath), "settings": {**settings.to_dict(), "threads": None,
-                                               "checkpoint_seconds": None}}
+           "general": str(gpath), "settings": {
+               k: v for k, v in settings.to_dict().items() if k != "precision"}
+           | {"threads": None, "checkpoint_seconds": None}}
     _check_work(work_dir, key)
     scores_file = work_dir / "scores.npy"
     if scores_file.is_file():
         psnr = np.load(scores_file)
     else:
         t0 = time.monotonic()
-        psnr = score_patches(gnet, src, g)
+        psnr = score_patches(gnet, src, g, precision)
         np.save(scores_file, psnr)
         log.info("scored %d patches in %.1f s", psnr.size, time.monotonic() - t0)
 
@@ -190,14 +205,16 @@ def overfit(source: str | os.PathLike[str] | Sequence[np.ndarray], *, scale: int
                 models=tuple(models), labels=np.ascontiguousarray(labels, np.uint8),
                 source_sha256=src.sha256(),
                 training={"chunks": k, "fractions": fractions, "general_model": gdesc.name,
-                          "settings": settings.to_dict(), "train_seconds": round(train_seconds, 1),
+                          "settings": settings.to_dict(), "precision": precision,
+                          "train_seconds": round(train_seconds, 1),
                           "per_model": per_model, "source": src.name})
     write_pack(pack, out)
     report = OverfitReport(pack=str(out), method=method, models=len(models),
                            model_bytes=pack.model_bytes(), params_per_model=models[0].params,
                            label_bytes_per_frame=label_bytes_per_frame(pack),
                            train_seconds=train_seconds, frames=src.frames, lr_size=(w, h),
-                           scale=scale, grid=(g.cols, g.rows), per_model=per_model)
+                           scale=scale, grid=(g.cols, g.rows), per_model=per_model,
+                           precision=precision)
     if evaluate:
         evaluate_pack(pack, src, report, threads=settings.threads)
     return report

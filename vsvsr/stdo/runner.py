@@ -117,7 +117,7 @@ class PackRunner:
         self.backend = pick_backend(backend)
         from vsvsr.runtime.select import check_precision
 
-        check_precision(precision, self.backend)
+        check_precision(precision, self.backend, ("openvino",))
         self.scale = pack.scale
         w, h = pack.lr_size
         self.grid = PatchGrid(w, h, *pack.grid)

@@ -5,7 +5,8 @@ side, or up to the frame edge, where the network pads exactly as on the full fra
 loss covers only the patch's own HR pixels, so the model learns exactly the output the filter
 will show for that patch, seams included. Settings follow the STDO paper: Adam at 1e-3 with a
 cosine schedule over ~50 epochs, batch 16, and the weights of the epoch with the lowest
-training loss are kept.
+training loss are kept. Where the CPU has native bf16 the forward runs in bf16 autocast with
+channels_last (``precision``, :mod:`vsvsr.training.precision`), weights, Adam and the loss fp32.
 
 Training is resumable: a checkpoint (weights, best weights, Adam, step, sampler state) is
 written atomically every ``checkpoint_seconds`` and at the end; a finished model is reloaded
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from vsvsr.stdo.grid import PatchGrid
+from vsvsr.training.precision import ALIASES, PRECISIONS, autocast, memory_format, resolve_precision
 from vsvsr.utils.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -45,8 +47,15 @@ class TrainSettings:
     threads: int = 0  #: torch intra-op threads; 0 = every core
     init: str = "general"  #: start from the general model's weights ("general") or "scratch"
     checkpoint_seconds: float = 30.0
+    #: ``auto`` (bf16 autocast + channels_last where the CPU has native bf16), ``bf16`` or
+    #: ``fp32`` (``f32`` is the same); how the steps run, not what they learn, so a run may
+    #: resume in another precision.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if ALIASES.get(self.precision, self.precision) not in PRECISIONS:
+            raise ValueError(f"TrainSettings: precision must be one of {PRECISIONS} (or f32), "
+                             f"got {self.precision!r}")
         if self.epochs <= 0 and self.steps is None:
             raise ValueError(f"TrainSettings: epochs must be > 0, got {self.epochs}")
         if self.steps is not None and self.steps < 1:
@@ -119,6 +128,7 @@ class ModelResult:
     seconds: float
     best_loss: float
     best_epoch: int
+    precision: str = "fp32"  #: the resolved precision it trained in
 
 
 def train_patches(net: torch.nn.Module, data: PatchData, patches: np.ndarray,
@@ -130,6 +140,9 @@ def train_patches(net: torch.nn.Module, data: PatchData, patches: np.ndarray,
     if len(patches) == 0:
         raise ValueError(f"train_patches: model {name!r} has no patches to train on")
     total = settings.steps_for(len(patches))
+    precision = resolve_precision(settings.precision)
+    fmt = memory_format(precision)
+    net.to(memory_format=fmt)
     per_epoch = max(1, math.ceil(len(patches) / settings.batch))
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
     rng = np.random.default_rng([settings.seed, len(patches)])
@@ -172,7 +185,9 @@ def train_patches(net: torch.nn.Module, data: PatchData, patches: np.ndarray,
                 g["lr"] = rate
             take = order[pos:pos + settings.batch]
             lr, hr, mask = data.windows(patches[take])
-            loss = masked_l1(net(lr), hr, mask)
+            with autocast(precision):
+                sr = net(lr.contiguous(memory_format=fmt))
+            loss = masked_l1(sr.float(), hr, mask)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -201,6 +216,6 @@ def train_patches(net: torch.nn.Module, data: PatchData, patches: np.ndarray,
         save()
     if best_state is not None:
         net.load_state_dict(best_state)
-    net.eval()
+    net.to(memory_format=torch.contiguous_format).eval()
     return ModelResult(name=name, patches=len(patches), steps=total, seconds=seconds,
-                       best_loss=best_loss, best_epoch=best_epoch)
+                       best_loss=best_loss, best_epoch=best_epoch, precision=precision)

@@ -16,6 +16,9 @@ import torch
 from vsvsr.utils.cpu_features import describe_bf16, has_native_bf16
 
 PRECISIONS = ("auto", "bf16", "fp32")
+#: The runtime's name for fp32 (OpenVINO's ``f32``): the same precision, accepted everywhere so
+#: one ``--precision`` option means one thing on every path (``vsvsr eval``, ``overfit``).
+ALIASES = {"f32": "fp32"}
 
 
 class PrecisionError(ValueError):
@@ -25,6 +28,7 @@ class PrecisionError(ValueError):
 def resolve_precision(requested: str) -> str:
     """``auto`` -> ``bf16`` with native bf16, else ``fp32``; an explicit ``bf16`` is refused on a
     CPU that would only emulate it (a silent 3x slow-down is worse than an error)."""
+    requested = ALIASES.get(requested, requested)
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}")
     if requested == "auto":

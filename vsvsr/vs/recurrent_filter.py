@@ -211,7 +211,8 @@ def recurrent(
         max_cursors: independent positions kept (several help when the node is used twice).
         threads: inference threads for CPU backends (0: all cores).
         precision: OpenVINO's inference precision: ``auto`` (bf16 where the CPU has AMX-BF16 or
-            AVX512-BF16, else f32), ``bf16`` or ``f32``; the other backends run their own.
+            AVX512-BF16, else f32), ``bf16`` or ``f32``; ``bf16`` also runs the ``torch`` backend
+            in bf16 autocast (its ``auto`` stays the fp32 reference); the others run their own.
     """
     info = formats.inspect_clip(clip, FUNC, matrix)
     out_fmt = formats.check_output_format(output_format, FUNC)
