@@ -219,7 +219,8 @@ def test_ort_cuda_device_executor_runs_the_frame_path(random_model, standin, fak
     import vsvsr.vs.recurrent_filter as rf
     from vsvsr.runtime.ort_cuda_backend import open_ort_cuda_engine
 
-    monkeypatch.setattr(rf, "open_engine", lambda model, backend, threads=0, size=None:
+    monkeypatch.setattr(rf, "open_engine",
+                        lambda model, backend, threads=0, size=None, precision="auto":
                         open_ort_cuda_engine(model, size, device=fake_device, device_type="cpu",
                                              threads=1))
     vs_format, fmt, _ = FORMATS["YUV420P10"]

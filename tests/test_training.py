@@ -397,12 +397,12 @@ def test_flow_pretraining_reduces_the_end_point_error() -> None:
 
     torch.manual_seed(0)
     imgs = synthetic_photos(3, 160, seed=4)
-    held = [translate_pairs(imgs, scale=2, crop=24, count=8,
+    held = [translate_pairs(imgs, scale=2, crop=24, count=8, max_shift=1.0,
                             generator=torch.Generator().manual_seed(9))]
     net = PyramidFlow(8)
     before = evaluate_epe(net, held)
     trainer = FlowPretrainer(net, FlowPretrainConfig(scale=2, crop=24, batch=8, iters=120,
-                                                     lr=3e-3, precision="fp32"),
+                                                     lr=3e-3, max_shift=1.0, precision="fp32"),
                              photos=imgs, video_sampler=None)
     trainer.fit()
     after = evaluate_epe(net, held)

@@ -44,6 +44,7 @@ class FlowPretrainConfig:
     lr: float = 1e-3
     lr_min: float = 1e-5
     photo_share: float = 0.5  #: share of pairs that are exact photo translations
+    max_shift: float = MAX_SHIFT  #: largest photo translation, LR px per frame (per axis)
     precision: str = "auto"
     seed: int = 0
 
@@ -113,11 +114,12 @@ def translate_clips(photos: Sequence[torch.Tensor], *, scale: int, crop: int, co
 
 
 def translate_pairs(photos: Sequence[torch.Tensor], *, scale: int, crop: int, count: int,
-                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    generator: torch.Generator, max_shift: float = MAX_SHIFT
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``count`` exact sub-pixel translations of random photo crops: LR current, LR previous
     (N, 3, crop, crop) and the true backward flow (N, 2, crop, crop), ``cur(p) = prev(p + v)``."""
     lr, _, v = translate_clips(photos, scale=scale, crop=crop, count=count, length=2,
-                               generator=generator)
+                               generator=generator, max_shift=max_shift)
     return lr[:, 1], lr[:, 0], v.reshape(-1, 2, 1, 1).expand(-1, 2, crop, crop).contiguous()
 
 
@@ -158,7 +160,8 @@ class FlowPretrainer:
         parts = []
         if n_photo:
             parts.append(translate_pairs(self.photos, scale=c.scale, crop=c.crop,
-                                         count=n_photo, generator=self.generator))
+                                         count=n_photo, generator=self.generator,
+                                         max_shift=c.max_shift))
         if c.batch - n_photo:
             parts.append(video_pairs(self.video, c.scale))
         return tuple(torch.cat(p)[: c.batch] for p in zip(*parts, strict=True))  # type: ignore
