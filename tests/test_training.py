@@ -94,7 +94,8 @@ ARCH_CASES = {
     "sfsr-ri": {"arch": SFSRConfig(scale=2, width=8, blocks=1)},
     "rvsrg-pi": {"arch": RVSRGConfig(scale=2, width=8, blocks=1, hidden=4, flow_width=4,
                                      gate_width=4, refine_width=4),
-                 "scheme": "pi", "seq_length": 6, "reuse": 2, "iters": 60},
+                 "scheme": "pi", "seq_length": 6, "reuse": 2, "iters": 60,
+                 "flow_supervision": 0.05, "flow_batch": 2},
 }
 
 
@@ -139,6 +140,25 @@ def test_resume_is_exact(tmp_path: Path, photos: list[torch.Tensor]) -> None:
         assert torch.equal(a, b), name
     assert torch.equal(second.sampler.sample()[1], straight.sampler.sample()[1])
     assert second.learning_rate() == straight.learning_rate()
+
+
+def test_resume_is_exact_with_flow_supervision(tmp_path: Path) -> None:
+    """The extra batch of exact translations draws from its own checkpointed generator."""
+    big = synthetic_photos(3, 120, seed=5)
+    kw = {"arch": RVSRGConfig(scale=2, width=8, blocks=1, hidden=4, flow_width=4, gate_width=4,
+                              refine_width=4),
+          "iters": 4, "flow_supervision": 0.1, "flow_batch": 2}
+    straight = Trainer(tiny_config(tmp_path / "a", **kw), photos=big)
+    straight.fit(progress_bar=False)
+    first = Trainer(tiny_config(tmp_path / "b", **kw), photos=big)
+    first.fit(max_steps=2, progress_bar=False)
+    second = start_or_resume(tiny_config(tmp_path / "b", **kw), resume=True, photos=big)
+    second.fit(progress_bar=False)
+    for (name, a), b in zip(straight.net.state_dict().items(), second.net.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="flow_supervision needs a network with a flow module"):
+        Trainer(tiny_config(tmp_path / "c", flow_supervision=0.1), photos=big)
 
 
 def test_request_stop_saves(tmp_path: Path, photos: list[torch.Tensor]) -> None:

@@ -95,12 +95,19 @@ def warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.T
     (GridSample needs opset >= 16; TensorRT parses it up to opset 19).
     """
     n, _, h, w = x.shape
-    xs = torch.arange(w, dtype=x.dtype, device=x.device).reshape(1, 1, w)
-    ys = torch.arange(h, dtype=x.dtype, device=x.device).reshape(1, h, 1)
+    # The sampling grid is always computed in fp32: pixel coordinates of a few hundred in
+    # bf16 (8-bit mantissa, as under CPU autocast) are off by up to a pixel, which destroys
+    # exactly the sub-pixel alignment the recurrent nets live on.
+    flow = flow.float()
+    xs = torch.arange(w, dtype=torch.float32, device=x.device).reshape(1, 1, w)
+    ys = torch.arange(h, dtype=torch.float32, device=x.device).reshape(1, h, 1)
     gx = (2.0 * (xs + flow[:, 0]) + 1.0) / w - 1.0
     gy = (2.0 * (ys + flow[:, 1]) + 1.0) / h - 1.0
     grid = torch.stack([gx, gy], dim=-1)
-    return F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
+    with torch.autocast(x.device.type, enabled=False):
+        out = F.grid_sample(x.float(), grid, mode=mode, padding_mode="border",
+                            align_corners=False)
+    return out.to(x.dtype)
 
 
 def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:

@@ -97,6 +97,11 @@ class TrainConfig:
     #: recomputes the oldest every ``reuse`` steps (same compute, decorrelated steps)
     bank_slots: int = 1
     flow_loss: float = 0.1  #: weight of a network's auxiliary loss (the flow net's warp loss)
+    #: weight of a supervised flow loss on exact photo translations (end-point error of the
+    #: net's flow module, one extra batch of ``flow_batch`` pairs per step; 0: none). Keeps
+    #: the flow honest while the SR loss trains the rest (training/flow_pretrain.py)
+    flow_supervision: float = 0.0
+    flow_batch: int = 8
     # -- data ----------------------------------------------------------------------------------
     data_dirs: tuple[str, ...] = ()  #: folders searched recursively for jpg/png photos
     #: real video: video files, folders of frames, or folders of those (see ``video_source``)
@@ -179,6 +184,8 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig: precision must be one of {PRECISIONS}, got "
                              f"{self.precision!r}")
+        if self.flow_supervision < 0 or self.flow_batch < 1:
+            raise ValueError("TrainConfig: need flow_supervision >= 0 and flow_batch >= 1")
         if not 0.0 < self.warm_lr_scale <= 1.0:
             raise ValueError(f"TrainConfig: warm_lr_scale must be in (0, 1], got "
                              f"{self.warm_lr_scale}")

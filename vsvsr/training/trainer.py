@@ -100,6 +100,12 @@ class Trainer:
         log.info("training precision: %s", self.precision)
         self.optimizer = torch.optim.Adam(self._param_groups(), lr=config.lr)
         self.sampler = make_sampler(config, photos)
+        self.flow_photos = _photos_of(self.sampler) if config.flow_supervision > 0 else None
+        if config.flow_supervision > 0 and (not self.flow_photos
+                                            or not hasattr(self.net, "flow")):
+            raise ValueError("Trainer: flow_supervision needs a network with a flow module "
+                             "(rvsrf, rvsrg) and photos (data_dirs) to translate")
+        self.flow_generator = torch.Generator().manual_seed(config.seed + 104729)
         self.clips: FreshClips | StateBank = (
             StateBank(self.sampler, clip_length=config.clip_length, reuse=config.reuse,
                       p_fresh=config.p_fresh, seed=config.seed, slots=config.bank_slots)
@@ -136,7 +142,11 @@ class Trainer:
         if state is not None:
             self.net.load_state_dict(state.model)
             self.optimizer.load_state_dict(state.optimizer)
-            self.clips.load_state_dict(state.sampler)
+            sampler_state = dict(state.sampler)
+            flow_gen = sampler_state.pop("flow_generator", None)
+            if flow_gen is not None:
+                self.flow_generator.set_state(flow_gen)
+            self.clips.load_state_dict(sampler_state)
             if state.torch_rng is not None:
                 torch.set_rng_state(state.torch_rng)
             self.iteration, self.elapsed = state.iteration, state.elapsed
@@ -207,6 +217,8 @@ class Trainer:
             sr, aux = unroll(self.net, clip)
         sr, aux = sr.float(), aux.float()  # the loss in fp32 whatever the forward ran in
         loss = charbonnier(sr, hr, c.charbonnier_eps) + c.flow_loss * aux
+        if c.flow_supervision > 0:
+            loss = loss + c.flow_supervision * self._flow_epe()
         if not torch.isfinite(loss):
             raise NonFiniteError(f"Trainer.step: loss is {float(loss)} at iteration "
                                  f"{self.iteration}; lower lr or grad_clip and resume")
@@ -227,6 +239,20 @@ class Trainer:
         self.elapsed += time.monotonic() - t0
         self._update_metrics(stats)
         return stats
+
+    def _flow_epe(self) -> torch.Tensor:
+        """End-point error of the net's flow module on a batch of exact photo translations."""
+        from vsvsr.training.flow_pretrain import translate_pairs
+
+        c = self.config
+        assert self.flow_photos is not None
+        cur, prev, target = translate_pairs(self.flow_photos, scale=c.scale, crop=c.crop,
+                                            count=c.flow_batch, generator=self.flow_generator,
+                                            max_shift=2.0)
+        with autocast(self.precision):
+            pred = self.net.flow(cur, prev)
+        d = pred.float() - target
+        return torch.sqrt((d ** 2).sum(1) + 1e-6).mean()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -325,7 +351,8 @@ class Trainer:
         return TrainState(
             config=self.config, model=self.net.state_dict(),
             optimizer=self.optimizer.state_dict(), iteration=self.iteration,
-            elapsed=self.elapsed, sampler=self.clips.state_dict(),
+            elapsed=self.elapsed,
+            sampler={**self.clips.state_dict(), "flow_generator": self.flow_generator.get_state()},
             torch_rng=torch.get_rng_state(), metrics=dict(self.metrics), ema=self.ema,
         )
 
@@ -371,6 +398,14 @@ def make_sampler(config: TrainConfig, photos: Sequence[torch.Tensor] | None = No
         raise ValueError("Trainer: no training data: set data_dirs (photos) and/or video_paths")
     return samplers[0] if len(samplers) == 1 else MixedSampler(samplers, weights,
                                                                 seed=config.seed)
+
+
+def _photos_of(sampler: Any) -> list[torch.Tensor] | None:
+    """The photos of the pseudo-video sampler inside ``sampler`` (mixed or not), if any."""
+    for s in getattr(sampler, "samplers", [sampler]):
+        if isinstance(s, SequenceSampler):
+            return s.photos
+    return None
 
 
 def start_or_resume(config: TrainConfig, *, resume: bool,
