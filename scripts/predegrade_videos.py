@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vsvsr.training.config import TrainConfig  # noqa: E402
+from vsvsr.training.degrade_cache import DegradeCache  # noqa: E402
 from vsvsr.training.degrade_ranges import DegradeConfig  # noqa: E402
 from vsvsr.training.video_source import VideoClipSampler, cached_sequences  # noqa: E402
 
@@ -40,6 +41,9 @@ def main() -> None:
     ap.add_argument("--variants", type=int, help="override degrade.variants")
     ap.add_argument("--workers", type=int, default=1, help="shots degraded at once (default 1)")
     ap.add_argument("--videos", type=int, help="only the first N training videos (a subset)")
+    ap.add_argument("--degrade-cache", type=Path,
+                    help="store the variants here (default: degrade/ in the user cache folder, "
+                         "where training looks)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cfg = TrainConfig.from_yaml(args.config)
@@ -57,7 +61,9 @@ def main() -> None:
     wall, cpu = time.monotonic(), cpu_seconds()
     sampler = VideoClipSampler(seqs, scale=scale, crop=cfg.crop, length=length, batch=cfg.batch,
                                seed=cfg.seed, temporal=cfg.temporal, degrade=degrade,
-                               workers=args.workers)
+                               workers=args.workers,
+                               degrade_cache=DegradeCache(args.degrade_cache)
+                               if args.degrade_cache else None)
     wall, cpu = time.monotonic() - wall, cpu_seconds() - cpu
     assert sampler.variants is not None
     frames = sum(v.shape[0] for row in sampler.variants for v in row)

@@ -7,7 +7,8 @@ fixed per clip; training draws one per clip from
 :class:`~vsvsr.training.degrade_ranges.DegradeConfig`. Only the noise is random given a spec,
 and it comes from the seed, so ``(frames, spec, scale, seed)`` fixes the output bit for bit.
 
-How the trainer should use it (see also :mod:`vsvsr.training.degrade_cache`):
+How the trainer uses it (:mod:`vsvsr.training.degrade_video` does this for every training
+shot; see also :mod:`vsvsr.training.degrade_cache`):
 
 1. Take an HR window of a real video, ``hr`` (T, H, W, 3) uint8, H and W multiples of the
    scale (crop first). Degrade the WHOLE window at once, not a crop per training step: the
