@@ -35,6 +35,9 @@ from vsvsr.training.degrade_spec import DegradeSpec
 
 log = logging.getLogger(__name__)
 
+#: Measured CPU per LR frame of the whole pre-degradation (7.0 ms at x2, 8.1 ms at x4 over the
+#: 18 training videos, docs/real-world.md): the start-up estimate that is logged.
+CPU_MS_PER_FRAME = 8.0
 #: A shot's variants: one (T, h, w, 3) uint8 array (memory-mapped) per variant.
 Variants = list[np.ndarray]
 
@@ -90,9 +93,11 @@ def predegrade_shots(frames: Sequence[np.ndarray | torch.Tensor],
                                                         seed=p[3])).is_file()]
     if todo:
         frames_todo = sum(shots[p[0]][2] - shots[p[0]][1] for p in todo)
-        log.info("pre-degrading %d of %d shot variants (%d LR frames) at x%d with %d worker(s); "
-                 "the whole pipeline costs about 25 ms of CPU per frame (docs/real-world.md)",
-                 len(todo), len(plan), frames_todo, scale, workers)
+        log.info("pre-degrading %d of %d shot variants (%d LR frames) at x%d with %d worker(s): "
+                 "about %.0f CPU minutes (%.0f ms per frame measured at x2 and x4, "
+                 "docs/real-world.md); cached for later runs", len(todo), len(plan),
+                 frames_todo, scale, workers, frames_todo * CPU_MS_PER_FRAME / 60e3,
+                 CPU_MS_PER_FRAME)
     out: list[list[np.ndarray | None]] = [[None] * config.variants for _ in shots]
     lock = threading.Lock()
     encoded = [0]
