@@ -60,8 +60,31 @@ class DegradeCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npy"
 
+    def cached(self, source_key: str, spec: DegradeSpec, *, scale: int, seed: int,
+               shape: tuple[int, int, int, int], mmap: bool = False) -> np.ndarray | None:
+        """The stored entry if it exists and holds ``shape`` ((T, h, w, 3) uint8), else None.
+
+        Never computes anything, so a caller can skip preparing the source frames on a hit.
+        ``mmap`` maps the file read-only instead of reading it.
+        """
+        path = self.path(self.key(source_key, spec, scale=scale, seed=int(seed)))
+        if not path.is_file():
+            return None
+        try:
+            cached = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            log.warning("degrade cache: %s is unreadable (%s); computing it again", path, exc)
+            return None
+        if cached.shape == tuple(shape) and cached.dtype == np.uint8:
+            self.hits += 1
+            return cached
+        log.warning("degrade cache: %s holds %s %s, expected %s; computing it again "
+                    "(a source_key reused for other frames?)", path, cached.dtype,
+                    cached.shape, tuple(shape))
+        return None
+
     def degrade(self, frames: np.ndarray, spec: DegradeSpec, *, scale: int, seed: int,
-                source_key: str | None = None) -> np.ndarray:
+                source_key: str | None = None, mmap: bool = False) -> np.ndarray:
         """The degraded sequence, from the cache or computed and stored.
 
         Args:
@@ -70,27 +93,19 @@ class DegradeCache:
                 change whenever the frames do. None hashes the frames themselves (safe, and
                 about a millisecond per megabyte).
             seed: an int (a generator has no stable identity to key on).
+            mmap: return the entry memory-mapped read-only (training keeps many of them).
         """
         if not isinstance(seed, (int, np.integer)):
             raise TypeError(f"DegradeCache.degrade: seed must be an int, got {type(seed).__name__}")
         arr = np.asarray(frames)
         src = source_key if source_key is not None else frames_digest(arr)
-        path = self.path(self.key(src, spec, scale=scale, seed=int(seed)))
         expected = (arr.shape[0], arr.shape[1] // scale, arr.shape[2] // scale, 3)
-        if path.is_file():
-            try:
-                cached = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                log.warning("degrade cache: %s is unreadable (%s); computing it again", path, exc)
-            else:
-                if cached.shape == expected and cached.dtype == np.uint8:
-                    self.hits += 1
-                    return cached
-                log.warning("degrade cache: %s holds %s %s, expected %s; computing it again "
-                            "(a source_key reused for other frames?)", path, cached.dtype,
-                            cached.shape, expected)
+        hit = self.cached(src, spec, scale=scale, seed=int(seed), shape=expected, mmap=mmap)
+        if hit is not None:
+            return hit
         self.misses += 1
         lr = degrade_sequence(arr, spec, scale=scale, seed=int(seed), ffmpeg=self.ffmpeg)
+        path = self.path(self.key(src, spec, scale=scale, seed=int(seed)))
         with atomic_write(path, "wb") as fh:
             np.save(fh, lr, allow_pickle=False)
-        return lr
+        return np.load(path, mmap_mode="r", allow_pickle=False) if mmap else lr

@@ -7,7 +7,8 @@ fixed per clip; training draws one per clip from
 :class:`~vsvsr.training.degrade_ranges.DegradeConfig`. Only the noise is random given a spec,
 and it comes from the seed, so ``(frames, spec, scale, seed)`` fixes the output bit for bit.
 
-How the trainer should use it (see also :mod:`vsvsr.training.degrade_cache`):
+How the trainer uses it (:mod:`vsvsr.training.degrade_video` does this for every training
+shot; see also :mod:`vsvsr.training.degrade_cache`):
 
 1. Take an HR window of a real video, ``hr`` (T, H, W, 3) uint8, H and W multiples of the
    scale (crop first). Degrade the WHOLE window at once, not a crop per training step: the
@@ -104,6 +105,25 @@ def _noise(rng: np.random.Generator, noise: NoiseSpec, shape: tuple[int, ...]) -
     return np.broadcast_to(n, (3, h, w))
 
 
+def blur_resize_noise(x, spec: DegradeSpec, *, scale: int,  # noqa: ANN001, ANN201
+                      rng: np.random.Generator):
+    """The in-process stages of ``spec`` on float frames: blur, downscale, noise, clamp.
+
+    ``x`` is (N, 3, H, W) float in [0, 1] (H, W multiples of ``scale``); the result is the LR
+    before 8-bit rounding and the codec. The noise takes one draw per frame, in order. This is
+    what :func:`degrade_sequence` runs chunk by chunk, and what the photo pseudo-videos use per
+    batch (:mod:`vsvsr.training.degrade_photo`), so both mean the same by a spec.
+    """
+    torch = _torch()
+    if spec.blur is not None:
+        x = _blur(x, gaussian_kernel2d(spec.blur, scale))
+    x = _resize(x, scale, spec.kernel)
+    if spec.noise is not None:
+        noise = np.stack([_noise(rng, spec.noise, x.shape) for _ in range(x.shape[0])])
+        x = x + torch.from_numpy(noise)
+    return x.clamp(0.0, 1.0)
+
+
 def _as_array(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
     arr = np.asarray(frames) if isinstance(frames, np.ndarray) else np.stack(frames)
     if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
@@ -144,18 +164,12 @@ def degrade_sequence(frames: np.ndarray | list[np.ndarray], spec: DegradeSpec, *
                          "the frames first")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     torch = _torch()
-    kernel = gaussian_kernel2d(spec.blur, scale) if spec.blur is not None else None
     out = np.empty((t, h // scale, w // scale, 3), np.uint8)
     with torch.inference_mode():
         for i in range(0, t, CHUNK):
             x = torch.from_numpy(arr[i:i + CHUNK]).permute(0, 3, 1, 2).float().div_(255.0)
-            if kernel is not None:
-                x = _blur(x, kernel)
-            x = _resize(x, scale, spec.kernel)
-            if spec.noise is not None:
-                noise = np.stack([_noise(rng, spec.noise, x.shape) for _ in range(x.shape[0])])
-                x = x + torch.from_numpy(noise)
-            x = x.clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8)
+            x = blur_resize_noise(x, spec, scale=scale, rng=rng)
+            x = x.mul(255.0).round_().to(torch.uint8)
             out[i:i + CHUNK] = x.permute(0, 2, 3, 1).numpy()
     if spec.codec is not None or spec.chroma420:
         out = codec_round_trip(out, spec.codec, ffmpeg=ffmpeg)

@@ -13,6 +13,10 @@ then draws one :class:`~vsvsr.training.degrade_spec.DegradeSpec` with
       h265: {p: 0.3, crf: [22, 35], presets: [veryfast, faster, fast, medium]}
       mpeg2: {p: 0.15, q: [3, 14]}                            # DVD-like
       p_chroma420: 1.0   # share of the clips without a codec that still get 4:2:0
+      variants: 3        # pre-degraded versions of each real-video shot (cached)
+      seed: 0            # seeds those variants (not the run's seed: runs share the cache)
+      photo_jpeg: [15, 80]   # photos: JPEG quality standing in for the codec
+      photos: true       # false: photo batches stay clean
 
 The codec probabilities must sum to at most 1; the rest of the clips are not compressed.
 """
@@ -34,6 +38,8 @@ from vsvsr.training.degrade_spec import (
 )
 
 FAST_PRESETS = ("veryfast", "faster", "fast", "medium")
+#: Upper bound of :attr:`DegradeConfig.variants` (the start-up encode grows linearly with it).
+MAX_VARIANTS = 8
 
 
 def _check_p(owner: str, name: str, p: float) -> None:
@@ -130,9 +136,28 @@ class DegradeConfig:
     h265: CrfRange = field(default_factory=lambda: CrfRange(p=0.3, crf=(22, 35)))
     mpeg2: Mpeg2Range = field(default_factory=Mpeg2Range)
     p_chroma420: float = 1.0  #: clips without a codec that still get the 4:2:0 round trip
+    # -- how training applies them (training/degrade_video.py, degrade_photo.py) ---------------
+    #: degraded versions of each real-video shot, made once (whole shot, real codec) and cached
+    variants: int = 3
+    #: seeds the variants' specs and noise; independent of the run's seed, so runs share the cache
+    seed: int = 0
+    #: photo pseudo-videos are degraded per batch in-process (blur, kernel, noise as drawn), with
+    #: a JPEG 4:2:0 round trip at a quality uniform in this range standing in for the codec
+    #: (15-80 spans the Y-PSNR of H.264 CRF 20-33 on 320x180 frames; docs/real-world.md)
+    photo_jpeg: tuple[int, int] = (15, 80)
+    photos: bool = True  #: False: photo batches keep the clean LR
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kernels", tuple(str(k) for k in self.kernels))
+        object.__setattr__(self, "photo_jpeg", tuple(int(v) for v in _pair(self.photo_jpeg)))
+        _check_range("DegradeConfig", "photo_jpeg", self.photo_jpeg, 1, 100)
+        if not 1 <= self.variants <= MAX_VARIANTS:
+            raise ValueError(f"DegradeConfig: variants must be in 1..{MAX_VARIANTS} (each costs "
+                             f"a full encode of every training shot), got {self.variants}")
+        if not isinstance(self.photos, bool):
+            raise ValueError(f"DegradeConfig: photos is true or false, got {self.photos!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"DegradeConfig: seed must be an integer >= 0, got {self.seed!r}")
         bad = [k for k in self.kernels if k not in KERNELS]
         if bad or not self.kernels:
             raise ValueError(f"DegradeConfig: kernels must be a non-empty list of "

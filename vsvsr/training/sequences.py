@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from vsvsr.training.config import MotionConfig
 from vsvsr.training.degrade import downscale, make_lr
+from vsvsr.training.degrade_ranges import DegradeConfig
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,17 @@ class SequenceSampler:
         supersample: how much finer than HR the warps are rendered.
         motion: the camera-motion distribution.
         seed: seed of the sampler's own generator.
+        degrade: real-world degradation ranges: with ``photos`` on, every clip's LR gets a spec
+            drawn per batch and its cheap in-process stages
+            (:mod:`~vsvsr.training.degrade_photo`); None or ``photos: false``: the clean
+            ``make_lr``. The HR target is the clean clip either way.
     """
 
     def __init__(self, photos: Sequence[torch.Tensor], *, scale: int, crop: int, length: int,
-                 batch: int, supersample: int, motion: MotionConfig, seed: int) -> None:
+                 batch: int, supersample: int, motion: MotionConfig, seed: int,
+                 degrade: DegradeConfig | None = None) -> None:
         self.scale, self.crop, self.length, self.batch = scale, crop, length, batch
+        self.degrade = degrade if degrade is not None and degrade.photos else None
         self.supersample, self.motion = supersample, motion
         self.out = crop * scale * supersample  # rendered (source-resolution) clip size
         need = math.ceil(self.out * FOOTPRINT_SLACK) + 12  # a still camera always fits
@@ -119,7 +126,12 @@ class SequenceSampler:
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch: LR (B, T, 3, crop, crop) and HR (B, T, 3, crop*s, crop*s), float [0, 1]."""
         hr = torch.stack([self._clip() for _ in range(self.batch)])
-        return make_lr(hr, self.scale), hr
+        if self.degrade is None:
+            return make_lr(hr, self.scale), hr
+        from vsvsr.training.degrade_photo import degrade_batch
+
+        seed = int(torch.randint(2**62, (1,), generator=self.generator))
+        return degrade_batch(hr, self.degrade, scale=self.scale, seed=seed), hr
 
     def _trajectory(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per-frame camera offset (T, 2) in source px, zoom (T,), rotation (T,), gain (T,)."""

@@ -375,7 +375,9 @@ def _fmt(seconds: float) -> str:
 def make_sampler(config: TrainConfig, photos: Sequence[torch.Tensor] | None = None) -> Any:
     """The data sampler: photo pseudo-videos, real video, or a mix of both (``video_weight``).
 
-    Its clip length is the PI-BPTT sequence length ``N`` or, for RI-BPTT, the clip length ``l``.
+    With ``config.degrade`` the real videos are pre-degraded once (cached; the time and size
+    are logged) and the photos per batch in-process (docs/real-world.md). Its clip length is
+    the PI-BPTT sequence length ``N`` or, for RI-BPTT, the clip length ``l``.
     """
     from vsvsr.training.video_source import MixedSampler, VideoClipSampler, cached_sequences
 
@@ -387,12 +389,13 @@ def make_sampler(config: TrainConfig, photos: Sequence[torch.Tensor] | None = No
         photos = load_photos(config.data_dirs, config.presize)
     if photos:
         samplers.append(SequenceSampler(photos, supersample=config.supersample,
-                                        motion=config.motion, **common))
+                                        motion=config.motion, degrade=config.degrade, **common))
         weights.append(1.0 - config.video_weight if config.video_paths else 1.0)
     if config.video_paths:
         presize = config.video_presize or config.presize
         seqs = cached_sequences(config.video_paths, presize=presize, exclude=config.video_exclude)
-        samplers.append(VideoClipSampler(seqs, temporal=config.temporal, **common))
+        samplers.append(VideoClipSampler(seqs, temporal=config.temporal, degrade=config.degrade,
+                                         workers=config.threads, **common))
         weights.append(config.video_weight if photos else 1.0)
     if not samplers:
         raise ValueError("Trainer: no training data: set data_dirs (photos) and/or video_paths")

@@ -60,6 +60,9 @@ class CachedSequence:
     path: Path
     frames: np.ndarray
     cuts: tuple[int, ...]  #: indices t where frame t starts a new shot (never 0)
+    #: the cache entry's name (source path, size, time and shrink factor hashed): what
+    #: caches derived from these frames key on (the pre-degraded variants); "" when unknown
+    key: str = ""
 
     @property
     def shots(self) -> list[tuple[int, int]]:
@@ -94,7 +97,7 @@ def cached_sequence(path: str | Path, *, presize: int, cache_dir: Path | None = 
         log.warning("video cache %s is unreadable (%s); decoding again", target, exc)
         target.unlink(missing_ok=True)
         return cached_sequence(src, presize=presize, cache_dir=cache_dir)
-    return CachedSequence(path=src, frames=frames, cuts=find_cuts(frames))
+    return CachedSequence(path=src, frames=frames, cuts=find_cuts(frames), key=target.stem)
 
 
 def luma_differences(frames: np.ndarray) -> np.ndarray:

@@ -31,8 +31,11 @@ import torch
 from vsvsr.encode.ffmpeg import FfmpegError, find_ffmpeg
 from vsvsr.training.config import TemporalConfig
 from vsvsr.training.degrade import downscale, make_lr
+from vsvsr.training.degrade_cache import DegradeCache
+from vsvsr.training.degrade_ranges import DegradeConfig
 from vsvsr.training.sequences import IMAGE_SUFFIXES
 from vsvsr.training.video_cache import CachedSequence, as_tensor, cached_sequence
+from vsvsr.utils.cache_dir import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -374,6 +377,15 @@ class VideoClipSampler:
         batch: clips per batch.
         seed: seed of the sampler's own generator.
         temporal: the temporal augmentation (default: :class:`TemporalConfig`'s).
+        degrade: real-world degradation ranges (None: the clean ``make_lr``). Every usable shot
+            is then degraded whole ``degrade.variants`` times before training
+            (:func:`~vsvsr.training.degrade_video.predegrade_shots`, cached), HR crops sit on
+            multiples of ``scale``, and each window's LR is cut from a random variant at the
+            HR crop / ``scale``, with the same frame indices, flips and reversal as the HR.
+            The HR target stays the clean frames.
+        degrade_cache: where the variants are stored (default: ``degrade/`` in the user cache
+            folder, beside the decoded videos).
+        workers: shots degraded at once when variants are missing.
 
     Shots shorter than a window and sequences smaller than the HR crop are skipped (logged). A
     shot is picked with probability proportional to its window positions x area, i.e. every
@@ -382,7 +394,8 @@ class VideoClipSampler:
 
     def __init__(self, sequences: Sequence[torch.Tensor | CachedSequence], *, scale: int,
                  crop: int, length: int, batch: int, seed: int,
-                 temporal: TemporalConfig | None = None) -> None:
+                 temporal: TemporalConfig | None = None, degrade: DegradeConfig | None = None,
+                 degrade_cache: DegradeCache | None = None, workers: int = 1) -> None:
         for name, value in (("scale", scale), ("crop", crop), ("length", length), ("batch", batch)):
             if value < 1:
                 raise ValueError(f"VideoClipSampler: {name} must be >= 1, got {value}")
@@ -415,6 +428,15 @@ class VideoClipSampler:
             log.info("skipping %d of %d sequences without a shot of %d frames at %d px",
                      len(sequences) - len(used), len(sequences), length, need)
         self.generator = torch.Generator().manual_seed(seed)
+        #: per shot of :attr:`shots`, its degraded LR variants (None: clean ``make_lr``)
+        self.variants: list[list[np.ndarray]] | None = None
+        if degrade is not None:
+            from vsvsr.training.degrade_video import predegrade_shots
+
+            keys = [(s.key or None) if isinstance(s, CachedSequence) else None for s in sequences]
+            cache = degrade_cache or DegradeCache(user_cache_dir("degrade"))
+            self.variants = predegrade_shots(self.frames, self.shots, keys, degrade, scale=scale,
+                                             cache=cache, workers=workers)
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -454,46 +476,66 @@ class VideoClipSampler:
                             dtype=torch.float64)
 
     def _pick(self, span: int) -> tuple[int, int] | None:
-        """(sequence, first frame) of a window of ``span`` frames inside one shot, or None."""
+        """(shot index in :attr:`shots`, first frame) of a window of ``span`` frames, or None."""
         weights = self.window_weights(span)
         if float(weights.sum()) <= 0:
             return None
-        i, a, b = self.shots[int(torch.multinomial(weights, 1, generator=self.generator))]
-        return i, a + self._randint(b - a - span + 1)
+        k = int(torch.multinomial(weights, 1, generator=self.generator))
+        _, a, b = self.shots[k]
+        return k, a + self._randint(b - a - span + 1)
 
-    def _clip(self) -> torch.Tensor:
-        """One HR clip (T, 3, crop*scale, crop*scale), float [0, 1]."""
+    def _clip(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One HR clip (T, 3, crop*scale, crop*scale), float [0, 1], and its degraded LR
+        (T, 3, crop, crop) when there are variants (else None: the caller makes it)."""
         inc = self._increments()
         picked = self._pick(sum(inc) + 1)
         if picked is None:  # no shot long enough for this stride: plain consecutive frames
             inc = [0] + [1] * (self.length - 1)
             picked = self._pick(self.length)
             assert picked is not None  # every listed shot holds `length` frames
-        i, t0 = picked
+        k, t0 = picked
+        i, a, _ = self.shots[k]
         seq = self.frames[i]
         h, w = seq.shape[2:]
-        q = self.hr_size
-        y0, x0 = self._randint(h - q + 1), self._randint(w - q + 1)
+        q, s, c = self.hr_size, self.scale, self.crop
+        if self.variants is None:
+            y0, x0 = self._randint(h - q + 1), self._randint(w - q + 1)
+        else:  # on the LR grid, so the LR crop is exactly the HR crop / scale
+            yl, xl = self._randint(h // s - c + 1), self._randint(w // s - c + 1)
+            y0, x0 = yl * s, xl * s
         idx = np.cumsum(inc) + t0
         lo, hi = int(idx[0]), int(idx[-1]) + 1
+        pick = torch.from_numpy(idx - lo)
         window = seq[lo:hi, :, y0:y0 + q, x0:x0 + q]
         window = window if isinstance(window, torch.Tensor) else as_tensor(window)
-        hr = window[torch.from_numpy(idx - lo)].float().div_(255.0)
-        # free augmentations that keep it a valid video: flips, transpose, time reversal
-        if self._coin():
-            hr = hr.flip(-1)
-        if self._coin():
-            hr = hr.flip(-2)
-        if self._coin():
-            hr = hr.transpose(-1, -2)
-        if self._chance(self.temporal.p_reverse):
-            hr = hr.flip(0)
-        return hr.contiguous()
+        clips = [window[pick].float().div_(255.0)]
+        if self.variants is not None:
+            shot = self.variants[k]
+            variant = shot[self._randint(len(shot))]
+            lwin = as_tensor(variant[lo - a:hi - a, yl:yl + c, xl:xl + c]).permute(0, 3, 1, 2)
+            clips.append(lwin[pick].float().div_(255.0))
+        # free augmentations that keep it a valid video: flips, transpose, time reversal;
+        # drawn once and applied alike to the HR and its LR
+        ops = (self._coin(), self._coin(), self._coin(), self._chance(self.temporal.p_reverse))
+        for n, x in enumerate(clips):
+            if ops[0]:
+                x = x.flip(-1)
+            if ops[1]:
+                x = x.flip(-2)
+            if ops[2]:
+                x = x.transpose(-1, -2)
+            if ops[3]:
+                x = x.flip(0)
+            clips[n] = x.contiguous()
+        return clips[0], clips[1] if len(clips) > 1 else None
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch: LR (B, T, 3, crop, crop) and HR (B, T, 3, crop*s, crop*s), float [0, 1]."""
-        hr = torch.stack([self._clip() for _ in range(self.batch)])
-        return make_lr(hr, self.scale), hr
+        pairs = [self._clip() for _ in range(self.batch)]
+        hr = torch.stack([p[0] for p in pairs])
+        if self.variants is None:
+            return make_lr(hr, self.scale), hr
+        return torch.stack([p[1] for p in pairs]), hr  # type: ignore[misc]
 
 
 class MixedSampler:
