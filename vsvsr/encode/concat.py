@@ -17,7 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vsvsr.encode.ffmpeg import FfmpegError, find_ffmpeg
-from vsvsr.encode.pipe import AudioSource, EncodeResult, EncodeSettings, _audio_plan, _temp_path
+from vsvsr.encode.pipe import (
+    AudioSource,
+    EncodeResult,
+    EncodeSettings,
+    _audio_plan,
+    _temp_path,
+    audio_input_args,
+)
 from vsvsr.utils.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -64,18 +71,9 @@ def concat_chunks(chunks: Sequence[Path], output: str | os.PathLike[str], *,
     try:
         atomic_write_bytes(list_file, concat_list(chunks))
         cmd = [exe, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y",
-               "-f", "concat", "-safe", "0", "-i", str(list_file)]
-        if audio != "none":
-            assert audio_source is not None
-            if audio_source.start > 0:
-                cmd += ["-ss", f"{audio_source.start:.6f}"]
-            if audio_source.duration is not None:
-                cmd += ["-t", f"{audio_source.duration:.6f}"]
-            cmd += ["-i", str(audio_source.path), "-map", "0:v:0", "-map", "1:a?",
-                    "-c:a", audio]
-        else:
-            cmd += ["-map", "0:v:0"]
-        cmd += ["-c:v", "copy", str(tmp)]
+               "-f", "concat", "-safe", "0", "-i", str(list_file),
+               *(audio_input_args(audio, audio_source) or ["-map", "0:v:0"]),
+               "-c:v", "copy", str(tmp)]
         log.info("ffmpeg: %s", " ".join(cmd))
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",

@@ -176,20 +176,26 @@ def _audio_plan(settings: EncodeSettings, source: AudioSource | None, output: Pa
     return _AUDIO_FALLBACK.get(container, "aac")
 
 
+def audio_input_args(audio: str, audio_source: AudioSource | None) -> list[str]:
+    """ffmpeg arguments that add the source's audio (its ``[start, start + duration)`` part)
+    as input 1 and map it beside video input 0; ``audio="none"``: nothing."""
+    if audio == "none":
+        return []
+    assert audio_source is not None
+    cmd: list[str] = []
+    if audio_source.start > 0:
+        cmd += ["-ss", f"{audio_source.start:.6f}"]
+    if audio_source.duration is not None:
+        cmd += ["-t", f"{audio_source.duration:.6f}"]
+    return cmd + ["-i", str(audio_source.path), "-map", "0:v:0", "-map", "1:a?", "-c:a", audio]
+
+
 def build_command(ffmpeg: str, fmt: Y4MFormat, target: Path, settings: EncodeSettings, *,
                   audio: str = "none", audio_source: AudioSource | None = None,
                   colors: str | None = None) -> list[str]:
     """The ffmpeg command line that reads y4m on stdin and writes ``target``."""
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y",
-           "-f", "yuv4mpegpipe", "-i", "pipe:0"]
-    if audio != "none":
-        assert audio_source is not None
-        if audio_source.start > 0:
-            cmd += ["-ss", f"{audio_source.start:.6f}"]
-        if audio_source.duration is not None:
-            cmd += ["-t", f"{audio_source.duration:.6f}"]
-        cmd += ["-i", str(audio_source.path), "-map", "0:v:0", "-map", "1:a?"]
-        cmd += ["-c:a", audio]
+           "-f", "yuv4mpegpipe", "-i", "pipe:0", *audio_input_args(audio, audio_source)]
     cmd += ["-c:v", settings.codec]
     if settings.codec in CRF_CODECS and settings.crf is not None:
         cmd += ["-crf", f"{settings.crf:g}"]

@@ -89,45 +89,18 @@ class _VSNativeSource:
                 scene.is_scene_change(frame.props, self.threshold))
 
 
-class _NativeSelector:
-    """ModifyFrame's selector on the GPU frame path: the output planes as they came back."""
-
-    def __init__(self, runner: RecurrentRunner, rgb_out: bool) -> None:
-        self.runner = runner
-        self.rgb_out = rgb_out
-
-    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        planes = self.runner.get(n)
-        out = f[0].copy()
-        for p, plane in enumerate(planes):
-            np.asarray(out[p])[...] = plane
-        props = out.props
-        for key, value in f[1].props.items():
-            props[key] = value
-        if self.rgb_out:  # from YUV: the frame is RGB now
-            props["_Matrix"] = 0
-            for key in ("_ChromaLocation", "_Range", "_ColorRange"):
-                if key in props:
-                    del props[key]
-        return out
-
-    def __del__(self) -> None:
-        try:
-            self.runner.save_states()
-        except Exception:
-            log.exception("vsvsr: could not save the recurrent state")
-
-
 class _Selector:
     """ModifyFrame's selector: ask the runner for frame n, write it into a fresh output frame."""
 
     def __init__(self, runner: RecurrentRunner) -> None:
         self.runner = runner
 
+    def _write(self, out: vs.VideoFrame, result: object) -> None:
+        write_rgb(out, result)
+
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        sr = self.runner.get(n)
         out = f[0].copy()
-        write_rgb(out, sr)
+        self._write(out, self.runner.get(n))
         props = out.props
         for key, value in f[1].props.items():
             props[key] = value
@@ -139,6 +112,28 @@ class _Selector:
             self.runner.save_states()
         except Exception:
             log.exception("vsvsr: could not save the recurrent state")
+
+
+class _NativeSelector(_Selector):
+    """The selector on the GPU frame path: the output planes as they came back."""
+
+    def __init__(self, runner: RecurrentRunner, rgb_out: bool) -> None:
+        super().__init__(runner)
+        self.rgb_out = rgb_out
+
+    def _write(self, out: vs.VideoFrame, result: object) -> None:
+        for p, plane in enumerate(result):  # type: ignore[arg-type]
+            np.asarray(out[p])[...] = plane
+
+    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        out = super().__call__(n, f)
+        if self.rgb_out:  # from YUV: the frame is RGB now
+            props = out.props
+            props["_Matrix"] = 0
+            for key in ("_ChromaLocation", "_Range", "_ColorRange"):
+                if key in props:
+                    del props[key]
+        return out
 
 
 def _check_size(engine: Engine, info: formats.ClipInfo) -> None:
