@@ -98,9 +98,10 @@ def test_every_documented_vsvsr_command_parses(doc: str) -> None:
         if "[" in line or "..." in line:
             continue
         argv = shlex.split(line, comments=True)[1:]
+        sub = [a for a in argv if not re.fullmatch(r"-v+", a)]  # 'vsvsr -v train ...'
         try:
-            if argv[0] == "train":
-                train_parser().parse_args(argv[1:])
+            if sub[0] == "train":
+                train_parser().parse_args(sub[1:])
             else:
                 parser.parse_args(argv)
         except SystemExit:
