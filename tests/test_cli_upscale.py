@@ -232,8 +232,10 @@ def test_real_signal_stops_ffmpeg_and_leaves_nothing(cli_model, tmp_path: Path, 
     """A real Ctrl-C (or kill) while frames flow: ffmpeg is stopped, no file is kept."""
     src = make_video(tmp_path / "long.mkv", width=160, height=120, frames=480)
     out = tmp_path / "out.mkv"
+    # ONNX Runtime on one thread: OpenVINO bf16 (auto) can finish the clip before the signal
     proc = subprocess.Popen([sys.executable, "-m", "vsvsr", "upscale", str(src), str(out),
-                             "--model", str(cli_model), "--preset", "slow", "--no-progress"],
+                             "--model", str(cli_model), "--preset", "slow", "--no-progress",
+                             "--backend", "ort", "--threads", "1"],
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
