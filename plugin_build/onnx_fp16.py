@@ -25,7 +25,11 @@ from vsvsr.utils.lazy import lazy_import
 FP32_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2", "ReduceProd",
                       "Pow", "Exp", "Log", "Softmax", "LogSoftmax", "LayerNormalization",
                       "InstanceNormalization", "GroupNormalization", "BatchNormalization",
-                      "Sqrt", "Reciprocal", "Div", "CumSum", "Range", "Einsum"})
+                      "Sqrt", "Reciprocal", "Div", "CumSum", "Range", "Einsum",
+                      # sampling positions: normalized coordinates in fp16 are 2^-11 apart near
+                      # +-1, half a pixel at 1920 px, which would misalign every warped past
+                      # frame; the whole grid arithmetic that feeds it stays fp32 with it
+                      "GridSample"})
 #: (op, input index) that ONNX defines as fp32 whatever the data type.
 FP32_SLOTS = {("Resize", 1), ("Resize", 2), ("Upsample", 1)}
 #: Operators that take any input type (so no cast is needed before them).

@@ -366,3 +366,31 @@ def test_build_one_rebuilds_when_the_manifest_is_for_another_engine(tmp_path, ra
     again = build_one(standin, random_model, key, BuildOptions(sizes=(SIZE,), precision="fp32"),
                       out, gpu=GPU, echo=lambda m: None)
     assert again.built and verify_engine(manifest, key)[0] == engine
+
+
+def test_fp16_conversion_keeps_warps_in_fp32(random_gated_model, tmp_path) -> None:
+    """Sampling grids in fp16 are half a pixel coarse at 1920 px: GridSample and the grid
+    arithmetic that feeds it stay fp32 in the strongly typed fp16 model, which still runs and
+    agrees with the fp32 one."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from plugin_build.onnx_fp16 import convert_to_fp16
+
+    out = convert_to_fp16(random_gated_model, tmp_path / "fp16.onnx")
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(out)))
+    types = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
+    grids = [n for n in model.graph.node if n.op_type == "GridSample"]
+    assert grids
+    for node in grids:
+        assert [types.get(i) for i in node.input] == [onnx.TensorProto.FLOAT] * 2, node.name
+    rng = np.random.default_rng(0)
+    feed = {"lr": rng.random((1, 3, 20, 28), np.float32),
+            "lr_prev": rng.random((1, 3, 20, 28), np.float32),
+            "state": rng.random((1, 16, 20, 28), np.float32),
+            "step": np.full((1, 1, 1, 1), 3, np.float32)}
+    want = ort.InferenceSession(str(random_gated_model)).run(None, feed)[0]
+    half = {k: v if k == "step" else v.astype(np.float16) for k, v in feed.items()}
+    got = ort.InferenceSession(str(out)).run(None, half)[0].astype(np.float32)
+    assert float(np.abs(got - want).max()) < 0.02
