@@ -89,3 +89,15 @@ def test_users_get_what_to_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     args = build_parser().parse_args(["--out", str(tmp_path / "run"), "--minutes", "1",
                                       "--data", str(tmp_path)])
     assert config_from_args(args).data_dirs == (str(tmp_path),)
+
+
+def test_reports_name_shared_data_portably(tmp_path, monkeypatch) -> None:
+    """Eval reports record shared clips as ../shared/data/..., never a machine's location."""
+    from vsvsr.utils.shared_data import ENV_VAR, portable_path
+
+    (tmp_path / "real" / "clip").mkdir(parents=True)
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    assert portable_path(tmp_path / "real" / "clip") == "../shared/data/real/clip"
+    assert portable_path("clips/mine.mkv") == "clips/mine.mkv"
+    other = tmp_path.parent / "elsewhere.mkv"
+    assert portable_path(other) == str(other)

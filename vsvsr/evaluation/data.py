@@ -25,7 +25,7 @@ import numpy as np
 
 from vsvsr.errors import VsvsrError
 from vsvsr.utils.lazy import lazy_import
-from vsvsr.utils.shared_data import shared_data_dir
+from vsvsr.utils.shared_data import portable_path, shared_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +219,8 @@ def make_sequence(name: str, source: str, hr: Sequence[np.ndarray], scale: int,
     if min(hr[0].shape[:2]) < scale:
         raise EvalDataError(f"vsvsr eval: {source}: frames of {hr[0].shape[1]}x{hr[0].shape[0]} "
                             f"are too small for x{scale}")
-    seq = EvalSequence(name=name, source=source, hr=hr, lr=degrade(hr, scale), scale=scale,
-                       info=dict(info))
+    seq = EvalSequence(name=name, source=portable_path(source), hr=hr, lr=degrade(hr, scale),
+                       scale=scale, info=dict(info))
     log.info("%s: %d frames, %dx%d -> LR %dx%d", name, seq.frames, *seq.hr_size, *seq.lr_size)
     return seq
 

@@ -62,3 +62,20 @@ def shared_data_dir(name: str, *, what: str, instead: str) -> Path:
     raise SharedDataError(
         f"{what}: {where}; pass {instead}, or set {ENV_VAR} to the shared data folder (the one "
         f"holding {name}/) or put it at ../shared/data beside the repository")
+
+
+def portable_path(path: str | Path) -> str:
+    """``path`` as reports should record it: below the shared data folder, as
+    ``../shared/data/...`` (how a checkout finds it), so no report names a machine's absolute
+    location; anything else unchanged."""
+    p = Path(path)
+    try:
+        root = shared_data_root()
+    except SharedDataError:
+        root = None
+    if root is not None and p.is_absolute():
+        try:
+            return str(Path("../shared/data") / p.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)
