@@ -7,7 +7,7 @@ the CPU time of this process and its ffmpeg children, the frames encoded and the
 variants. Use it to fill the cache ahead of a run, or to measure the start-up cost:
 
     PYTHONPATH=. nice -n 10 .venv/bin/python scripts/predegrade_videos.py \\
-        configs/x2-rvsrg-real.yaml --scale 2
+        configs/x2-rvsr-real.yaml --scale 2
 """
 
 from __future__ import annotations

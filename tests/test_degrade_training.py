@@ -233,10 +233,10 @@ def test_the_real_world_config_round_trips_through_yaml_and_checkpoints(tmp_path
     import yaml
 
     root = Path(__file__).resolve().parents[1]
-    cfg = TrainConfig.from_yaml(root / "configs" / "x2-rvsrg-real.yaml")
+    cfg = TrainConfig.from_yaml(root / "configs" / "x2-rvsr-real.yaml")
     assert cfg.scale == 2 and cfg.degrade == DegradeConfig()  # the documented defaults
-    assert cfg.init_from == "runs/x2-sfsr-r2-warmsrc/last.pt"
-    assert cfg.continue_from == "checkpoints/x2-rvsrg-real.pt"
+    assert cfg.init_from == "vsvsr/models/weights/rvsr-x2.pth"  # the shipped clean model
+    assert cfg.continue_from == "checkpoints/x2-rvsr-real.pt"
     path = tmp_path / "again.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict()), encoding="utf-8")
     assert TrainConfig.from_yaml(path) == cfg

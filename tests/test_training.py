@@ -300,6 +300,32 @@ def test_export_command_makes_a_model_the_filter_backends_load(tmp_path: Path,
     assert main(["export", str(tmp_path / "nope.pt"), "--name", "x"]) == 1
 
 
+def test_init_from_a_shipped_model_file_fine_tunes_it(tmp_path: Path,
+                                                      photos: list[torch.Tensor]) -> None:
+    """init_from takes an exported .pth (a shipped model), so a model can be fine-tuned (the
+    real-world models are) without its training run: the net starts with exactly the
+    exported weights (the run's EMA), and a model of another architecture is refused."""
+    from vsvsr.cli.main import main
+
+    run = Trainer(tiny_config(tmp_path / "run", iters=3, ema_decay=0.5), photos=photos)
+    run.fit(progress_bar=False)
+    assert main(["export", str(tmp_path / "run" / LAST_NAME), "--name", "mine-x2",
+                 "--out", str(tmp_path / "m")]) == 0
+    exported = torch.load(tmp_path / "m" / "mine-x2.pth", weights_only=True)["state_dict"]
+    tuned = Trainer(tiny_config(tmp_path / "ft", scheme="pi", seq_length=4,
+                                init_from=str(tmp_path / "m" / "mine-x2.pth")), photos=photos)
+    assert tuned.iteration == 0
+    live = tuned.net.state_dict()
+    assert exported.keys() == live.keys()
+    for name, value in exported.items():
+        assert torch.equal(value, live[name]), name
+    ema_differs = any(not torch.equal(run.ema[k], run.net.state_dict()[k]) for k in run.ema)
+    assert ema_differs  # so the equality above really checks that the EMA was exported
+    with pytest.raises(ValueError, match="not the requested"):
+        Trainer(tiny_config(tmp_path / "bad", arch=RVSRConfig(scale=2, width=16, blocks=1, hidden=4),
+                            init_from=str(tmp_path / "m" / "mine-x2.pth")), photos=photos)
+
+
 def test_state_bank_slots_mix_sequences_and_refresh_the_oldest(photos: list[torch.Tensor]) -> None:
     """bank_slots > 1: every step mixes sequences of all slots (carried states still equal a
     sequential run over that row), one slot (round robin) is recomputed every ``reuse`` draws,

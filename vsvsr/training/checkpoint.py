@@ -132,3 +132,35 @@ def save_slim_checkpoint(src: str | Path, dst: str | Path) -> Path:
 
 #: Sampler-state entries of a :class:`~vsvsr.training.clips.StateBank` that hold the bank itself.
 BANK_KEYS = ("lr", "hr", "states")
+
+
+@dataclass(frozen=True)
+class InitSource:
+    """Weights a run starts from (``init_from``): their architecture and where they came from."""
+
+    arch_name: str
+    arch: Any  #: the architecture's config dataclass
+    weights: dict[str, torch.Tensor]
+    iteration: int  #: training iterations behind them (0 when unknown)
+
+
+def load_init_source(path: str | Path) -> InitSource:
+    """The weights of ``init_from``: a training checkpoint (its EMA when it keeps one) or a
+    shipped ``.pth`` model file (``vsvsr export``'s), so a shipped model can be fine-tuned
+    (e.g. on real-world degradations) without its training run."""
+    from vsvsr.nets.arch_registry import arch_config
+
+    src = Path(path)
+    if not src.is_file():
+        raise FileNotFoundError(f"init_from: no checkpoint or model file at {src}")
+    data = torch.load(src, map_location="cpu", weights_only=True)
+    if isinstance(data, dict) and {"descriptor", "arch", "config", "state_dict"} <= set(data):
+        import json
+
+        training = json.loads(data["descriptor"]).get("training", {})
+        return InitSource(arch_name=data["arch"], arch=arch_config(data["arch"], data["config"]),
+                          weights=data["state_dict"],
+                          iteration=int(training.get("iterations", 0)))
+    state = load_checkpoint(src)
+    return InitSource(arch_name=state.config.arch_name, arch=state.config.arch,
+                      weights=state.weights(), iteration=state.iteration)

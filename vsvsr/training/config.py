@@ -120,7 +120,8 @@ class TrainConfig:
     clip_length: int = 8  #: BPTT length l; the state is zero at every clip start
     batch: int = 4
     crop: int = 32  #: LR crop size in pixels (HR is ``crop * scale``)
-    #: start from these weights (a ``last.pt`` of the same architecture): e.g. PI-BPTT
+    #: start from these weights (a ``last.pt`` or a shipped ``.pth`` model file of the same
+    #: architecture): e.g. PI-BPTT
     #: fine-tuning of an RI-trained model; or of the single-frame control ``sfsr`` of the same
     #: width and depth for a recurrent net (a warm start, training/warm_start.py). Only the
     #: weights: optimiser and schedule start anew.

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from vsvsr.errors import NonFiniteError
 from vsvsr.nets.arch_registry import build_net
 from vsvsr.nets.blocks import charbonnier
-from vsvsr.training.checkpoint import LAST_NAME, TrainState, load_checkpoint, save_checkpoint
+from vsvsr.training.checkpoint import (LAST_NAME, TrainState, load_checkpoint,
+                                      load_init_source, save_checkpoint)
 from vsvsr.training.clips import FreshClips, StateBank, unroll
 from vsvsr.training.config import TrainConfig
 from vsvsr.training.precision import autocast, memory_format, resolve_precision
@@ -120,20 +121,19 @@ class Trainer:
         self.net.head.register_forward_hook(self._record_alive)
         self.ema: dict[str, torch.Tensor] | None = None
         if state is None and config.init_from:
-            init = load_checkpoint(config.init_from)
-            init.model = init.weights()  # a run with an EMA hands on its averaged weights
-            if init.config.arch_name != config.arch_name:  # a single-frame control: warm start
+            init = load_init_source(config.init_from)
+            if init.arch_name != config.arch_name:  # a single-frame control: warm start
                 from vsvsr.training.warm_start import transfer_single_frame
 
-                transfer_single_frame(self.net, config.arch_name, init.config.arch_name,
-                                      init.config.arch, init.model)
-            elif init.config.arch != config.arch:
-                raise ValueError(f"Trainer: init_from {config.init_from} is a {init.config.arch}, "
+                transfer_single_frame(self.net, config.arch_name, init.arch_name, init.arch,
+                                      init.weights)
+            elif init.arch != config.arch:
+                raise ValueError(f"Trainer: init_from {config.init_from} is a {init.arch}, "
                                  f"not the requested {config.arch}")
             else:
-                self.net.load_state_dict(init.model)
+                self.net.load_state_dict(init.weights)
             log.info("initialized from %s (%s, iteration %d)", config.init_from,
-                     init.config.arch_name, init.iteration)
+                     init.arch_name, init.iteration)
         if state is None and config.flow_from:
             from vsvsr.training.flow_pretrain import load_flow_weights
 
