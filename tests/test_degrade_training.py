@@ -234,7 +234,7 @@ def test_the_real_world_config_round_trips_through_yaml_and_checkpoints(tmp_path
 
     root = Path(__file__).resolve().parents[1]
     cfg = TrainConfig.from_yaml(root / "configs" / "x2-rvsr-real.yaml")
-    assert cfg.scale == 2 and cfg.degrade == DegradeConfig()  # the documented defaults
+    assert cfg.scale == 2 and cfg.degrade is not None and cfg.degrade.blur.p == 0.15
     assert cfg.init_from == "vsvsr/models/weights/rvsr-x2.pth"  # the shipped clean model
     assert cfg.continue_from == "checkpoints/x2-rvsr-real.pt"
     path = tmp_path / "again.yaml"
