@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import synth
@@ -74,5 +76,6 @@ def test_shipped_model_files_agree(name: str) -> None:
     assert files.onnx is not None and files.pth is not None, "shipped models need both files"
     desc = read_onnx_descriptor(files.onnx)
     assert desc == TorchEngine(files.pth, threads=1).descriptor
-    assert desc.name == name and desc.recurrent and desc.scale == int(name[-1])
+    assert desc.name == name and desc.recurrent
+    assert desc.scale == int(re.search(r"-x(\d)", name).group(1))  # rvsr-x4, rvsr-x2-real
     check(files.onnx)
