@@ -142,6 +142,24 @@ def test_resume_is_exact(tmp_path: Path, photos: list[torch.Tensor]) -> None:
     assert second.learning_rate() == straight.learning_rate()
 
 
+def test_a_resumed_copy_of_a_run_writes_into_the_copy(tmp_path: Path,
+                                                     photos: list[torch.Tensor]) -> None:
+    """Resuming OUT/last.pt copied from another run (e.g. to try a shorter schedule) saves to
+    OUT; the original run's checkpoint is left exactly as it was."""
+    import shutil
+
+    Trainer(tiny_config(tmp_path / "orig", iters=2), photos=photos).fit(progress_bar=False)
+    (tmp_path / "copy").mkdir()
+    shutil.copy(tmp_path / "orig" / LAST_NAME, tmp_path / "copy" / LAST_NAME)
+    before = (tmp_path / "orig" / LAST_NAME).read_bytes()
+    resumed = start_or_resume(tiny_config(tmp_path / "copy", iters=4), resume=True,
+                              photos=photos)
+    assert resumed.config.out_dir == str(tmp_path / "copy")
+    resumed.fit(progress_bar=False)
+    assert load_checkpoint(tmp_path / "copy" / LAST_NAME).iteration == 4
+    assert (tmp_path / "orig" / LAST_NAME).read_bytes() == before
+
+
 def test_resume_is_exact_with_flow_supervision(tmp_path: Path) -> None:
     """The extra batch of exact translations draws from its own checkpointed generator."""
     big = synthetic_photos(3, 120, seed=5)

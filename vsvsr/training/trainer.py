@@ -437,8 +437,12 @@ def start_or_resume(config: TrainConfig, *, resume: bool,
         if state.config.arch != config.arch:
             log.warning("the checkpoint's architecture %s differs from the requested %s; "
                         "continuing with the checkpoint's", state.config.arch, config.arch)
+        # the run goes on writing where it was asked to (a copied run folder, or the out_dir
+        # of a run continued from its committed checkpoint), never into the folder it was
+        # first started in: a resumed copy once overwrote its original's last.pt
         state.config = state.config.with_budget(iters=config.iters, minutes=config.minutes,
-                                                threads=config.threads)
+                                                threads=config.threads,
+                                                out_dir=config.out_dir)
         trainer = Trainer(state.config, photos=photos, state=state)
         return trainer
     if resume:
