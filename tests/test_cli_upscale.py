@@ -226,6 +226,13 @@ def test_python_dash_m_vsvsr_runs() -> None:
     assert res.returncode == 0 and "--scene-detect" in res.stdout
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """The child starts with SIGINT at its default, as under an interactive shell: an ignored
+    SIGINT is inherited, and Python then never raises KeyboardInterrupt (the test failed when
+    something earlier in the suite had left the pytest process ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_real_signal_stops_ffmpeg_and_leaves_nothing(cli_model, tmp_path: Path, sig,
                                                      code) -> None:
@@ -236,7 +243,8 @@ def test_real_signal_stops_ffmpeg_and_leaves_nothing(cli_model, tmp_path: Path, 
     proc = subprocess.Popen([sys.executable, "-m", "vsvsr", "upscale", str(src), str(out),
                              "--model", str(cli_model), "--preset", "slow", "--no-progress",
                              "--backend", "ort", "--threads", "1"],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_as_in_a_terminal)
     deadline = time.monotonic() + 60
     while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
