@@ -286,7 +286,7 @@ def test_init_from_loads_weights_only(tmp_path: Path, photos: list[torch.Tensor]
     for a, b in zip(src.net.state_dict().values(), tuned.net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="not the requested"):
-        Trainer(tiny_config(tmp_path / "bad", arch=RVSRConfig(scale=2, width=16, blocks=1, hidden=4),
+        Trainer(tiny_config(tmp_path / "bad", arch=RVSRConfig(scale=2, width=4, blocks=1, hidden=4),
                             init_from=str(tmp_path / "src" / LAST_NAME)), photos=photos)
 
 
@@ -340,7 +340,7 @@ def test_init_from_a_shipped_model_file_fine_tunes_it(tmp_path: Path,
     ema_differs = any(not torch.equal(run.ema[k], run.net.state_dict()[k]) for k in run.ema)
     assert ema_differs  # so the equality above really checks that the EMA was exported
     with pytest.raises(ValueError, match="not the requested"):
-        Trainer(tiny_config(tmp_path / "bad", arch=RVSRConfig(scale=2, width=16, blocks=1, hidden=4),
+        Trainer(tiny_config(tmp_path / "bad", arch=RVSRConfig(scale=2, width=4, blocks=1, hidden=4),
                             init_from=str(tmp_path / "m" / "mine-x2.pth")), photos=photos)
 
 

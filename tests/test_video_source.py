@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -350,6 +352,18 @@ def test_video_cache_equals_direct_decode_and_maps_later(tmp_path: Path,
     again = cached_sequence(video, presize=2, cache_dir=tmp_path / "cache")
     assert np.array_equal(np.asarray(again.frames), direct.numpy())
     assert find_sequences([tmp_path]) == [video]  # .mpg counts as video
+    # the data folder copied afresh (another place, new times): the cache still serves it
+    moved = tmp_path / "copy" / video.name
+    moved.parent.mkdir()
+    shutil.copy(video, moved)
+    os.utime(moved, (1.0, 1.0))
+    assert cached_sequence(moved, presize=2, cache_dir=tmp_path / "cache").key == again.key
+    # ... but other content under the same name is decoded anew
+    with moved.open("r+b") as fh:
+        fh.seek(-64, os.SEEK_END)
+        fh.write(bytes(64))
+    monkeypatch.undo()
+    assert cached_sequence(moved, presize=2, cache_dir=tmp_path / "cache").key != again.key
 
 
 def test_cuts_match_the_listed_shot_changes() -> None:

@@ -24,8 +24,13 @@ import torch.nn.functional as F
 from vsvsr.errors import NonFiniteError
 from vsvsr.nets.arch_registry import build_net
 from vsvsr.nets.blocks import charbonnier
-from vsvsr.training.checkpoint import (LAST_NAME, TrainState, load_checkpoint,
-                                      load_init_source, save_checkpoint)
+from vsvsr.training.checkpoint import (
+    LAST_NAME,
+    TrainState,
+    load_checkpoint,
+    load_init_source,
+    save_checkpoint,
+)
 from vsvsr.training.clips import FreshClips, StateBank, unroll
 from vsvsr.training.config import TrainConfig
 from vsvsr.training.precision import autocast, memory_format, resolve_precision
@@ -128,8 +133,14 @@ class Trainer:
                 transfer_single_frame(self.net, config.arch_name, init.arch_name, init.arch,
                                       init.weights)
             elif init.arch != config.arch:
-                raise ValueError(f"Trainer: init_from {config.init_from} is a {init.arch}, "
-                                 f"not the requested {config.arch}")
+                from vsvsr.training.grow import can_grow, grow_into
+
+                if not can_grow(init.arch, config.arch):
+                    raise ValueError(f"Trainer: init_from {config.init_from} is a {init.arch}, "
+                                     f"not the requested {config.arch} (nor a smaller one of "
+                                     f"it to grow: only width and blocks may differ)")
+                grow_into(self.net, init.arch, init.weights)
+                log.info("grown from %s", init.arch)
             else:
                 self.net.load_state_dict(init.weights)
             log.info("initialized from %s (%s, iteration %d)", config.init_from,

@@ -41,15 +41,29 @@ CUT_FLOOR = 0.03
 CUT_WINDOW = 12
 
 
+def _fingerprint(path: Path, chunk: int = 1 << 20) -> str:
+    """Size plus a hash of the first and last ``chunk`` bytes: what identifies a source file.
+
+    Content, not times or absolute paths: a data folder copied afresh to a new machine (new
+    modification times, another mount point) keeps its cache, which took minutes to build.
+    """
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        h.update(fh.read(chunk))
+        if size > chunk:
+            fh.seek(max(chunk, size - chunk))
+            h.update(fh.read(chunk))
+    return f"{size}:{h.hexdigest()[:16]}"
+
+
 def _key(path: Path, presize: int) -> str:
-    st = path.stat()
-    if path.is_dir():  # a frame folder: its files' names, sizes and times
-        parts = sorted(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
-                       for p in path.iterdir() if p.is_file())
-        ident = "|".join(parts)
+    if path.is_dir():  # a frame folder: its files' names and fingerprints
+        ident = "|".join(sorted(f"{p.name}:{_fingerprint(p, 1 << 16)}"
+                                for p in path.iterdir() if p.is_file()))
     else:
-        ident = f"{st.st_size}:{st.st_mtime_ns}"
-    text = f"v{CACHE_VERSION}|{path.resolve()}|{ident}|presize={presize}"
+        ident = _fingerprint(path)
+    text = f"v{CACHE_VERSION}|{path.name}|{ident}|presize={presize}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -60,7 +74,7 @@ class CachedSequence:
     path: Path
     frames: np.ndarray
     cuts: tuple[int, ...]  #: indices t where frame t starts a new shot (never 0)
-    #: the cache entry's name (source path, size, time and shrink factor hashed): what
+    #: the cache entry's name (source name, content fingerprint and shrink factor hashed): what
     #: caches derived from these frames key on (the pre-degraded variants); "" when unknown
     key: str = ""
 
