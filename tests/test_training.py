@@ -471,3 +471,28 @@ def test_flow_pretraining_reduces_the_end_point_error() -> None:
     trainer.fit()
     after = evaluate_epe(net, held)
     assert after < 0.8 * before, (before, after)
+
+
+def test_learning_curve_is_written_and_survives_a_crash(tmp_path: Path, photos: list[torch.Tensor],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """metrics.csv gets a row per log interval; rows written after the last checkpoint (a
+    crash) are dropped on resume, so the curve never has steps the weights lack."""
+    from vsvsr.training import trainer as trainer_mod
+    from vsvsr.training.curve import CURVE_NAME, CurveLog, read_curve
+
+    monkeypatch.setattr(trainer_mod, "LOG_INTERVAL_S", 0.0)  # a row every step
+    run = Trainer(tiny_config(tmp_path / "run"), photos=photos)
+    run.fit(max_steps=4, progress_bar=False)
+    curve = tmp_path / "run" / CURVE_NAME
+    rows = read_curve(curve)
+    assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
+    assert all(r["gain"] == pytest.approx(r["psnr"] - r["bicubic_psnr"], abs=1e-4) for r in rows)
+    assert rows[-1]["minutes"] > rows[0]["minutes"] > 0
+    for it in (5, 6):  # steps logged after the checkpoint, then the process died
+        CurveLog(curve).append(iteration=it, minutes=9.0, loss=1.0, psnr=1.0, bicubic_psnr=1.0,
+                               gain=0.0, lr=0.0, alive=1.0)
+    again = start_or_resume(tiny_config(tmp_path / "run"), resume=True, photos=photos)
+    again.fit(max_steps=2, progress_bar=False)
+    rows = read_curve(curve)
+    assert [r["iteration"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[4]["minutes"] < 9.0  # the resumed run's own row, not the stale one

@@ -33,6 +33,7 @@ from vsvsr.training.checkpoint import (
 )
 from vsvsr.training.clips import FreshClips, StateBank, unroll
 from vsvsr.training.config import TrainConfig
+from vsvsr.training.curve import CURVE_NAME, CurveLog
 from vsvsr.training.precision import autocast, memory_format, resolve_precision
 from vsvsr.training.sequences import SequenceSampler, load_photos
 
@@ -118,6 +119,7 @@ class Trainer:
             if config.scheme == "pi" else FreshClips(self.sampler))
         self.iteration = 0
         self.elapsed = 0.0
+        self.curve = CurveLog(Path(config.out_dir) / CURVE_NAME)
         self.metrics: dict[str, float] = {}
         self._stop = False
         # Share of the head's ReLU units that fire: a collapse to ~0 means a dead network
@@ -301,6 +303,7 @@ class Trainer:
         from tqdm import tqdm  # part of the training extra
 
         c = self.config
+        self.curve.keep_until(self.iteration)  # rows past the weights (a crash) go
         tty = sys.stderr.isatty()
         start, p_start, it_start = time.monotonic(), self.progress(), self.iteration
         last_ckpt = last_log = start
@@ -339,6 +342,11 @@ class Trainer:
                         m["psnr"] - m["bicubic_psnr"], 100 * m["alive"], m["aux"],
                         100 * m["carried"], self.learning_rate(), 100 * self.progress(),
                         _fmt(eta))
+                    self.curve.append(
+                        iteration=self.iteration, minutes=self.elapsed / 60, loss=m["loss"],
+                        psnr=m["psnr"], bicubic_psnr=m["bicubic_psnr"],
+                        gain=m["psnr"] - m["bicubic_psnr"], lr=self.learning_rate(),
+                        alive=m["alive"])
                 if now - last_ckpt >= c.checkpoint_minutes * 60.0:
                     self.save()
                     last_ckpt = time.monotonic()
