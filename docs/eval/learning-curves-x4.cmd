@@ -1,0 +1,13 @@
+python scripts/learning_curves.py --run "rvsrg 64x8 (grown)=docs/eval/curves/x4-rvsrg-hq" --run "sfsr 64x8 (grown)=docs/eval/curves/x4-sfsr-hq" \
+ --point "sfsr 48x5 control@120=docs/eval/val-rvsrg-b.json:runs/val/sfsr-b.pt" \
+ --point "sfsr 48x5 control@130=docs/eval/val-rvsrg-s2.json:checkpoints/x4-sfsr-r2.pt" \
+ --point "sfsr 48x5 control@155=docs/eval/val-anneal-sfsr.json:runs/x4-sfsr-r2/last.pt" \
+ --point "sfsr 64x8 grown@195=docs/eval/val-hq-mid.json:runs/snap/sfsr-hq-mid.pt" \
+ --point "sfsr 64x8 grown@265=docs/eval/val-hq.json:runs/x4-sfsr-hq/last.pt" \
+ --point "rvsrg 48x5@115=docs/eval/val-rvsrg-b.json:runs/val/rvsrg-b.pt" \
+ --point "rvsrg 48x5@125=docs/eval/val-rvsrg-s2.json:checkpoints/x4-rvsrg-r2.pt" \
+ --point "rvsrg 48x5@220=docs/eval/val-rvsrg-s2.json:runs/x4-rvsrg-r2/last.pt" \
+ --point "rvsrg 48x5@245=docs/eval/val-anneal-rvsrg.json:runs/x4-rvsrg-r2/last.pt" \
+ --point "rvsrg 64x8 grown@286=docs/eval/val-hq-mid.json:runs/snap/rvsrg-hq-mid.pt" \
+ --point "rvsrg 64x8 grown@355=docs/eval/val-hq.json:runs/x4-rvsrg-hq/last.pt" \
+ --out docs/eval/learning-curves-x4.png
