@@ -52,7 +52,7 @@ class ModelRegistry:
 BUILTIN_MODELS = ModelRegistry((
     ModelEntry("rvsr-x2", "recurrent x2, flow-free, step-conditioned, PI-BPTT (CPU-trained)"),
     ModelEntry("rvsr-x4", "recurrent x4, flow-aligned with a gated blend of the past (rvsrg), "
-               "PI-BPTT, bf16 on the CPU (recipe 2, in training)"),
+               "PI-BPTT, bf16 on the CPU (recipe 2)"),
 ))
 DEFAULT_MODEL = "rvsr-x2"
 
